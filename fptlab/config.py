@@ -1,0 +1,255 @@
+"""Typed, frozen run configuration: TOML / dict / `--set` loading, canonical JSON and content hash.
+
+A run is fully described by a `RunConfig`. Keys are flat (`lr`, `steps`, ...) except the options of
+the chosen task, which live in a section named after it (`bit_xor.n_bits = 8`, `listops.tokenizer =
+"paper"`); only the chosen task's section may appear. Unknown keys and wrong types are rejected with
+the key's path. The canonical form fills every default; its hash keys trials in the results store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from fptlab.errors import ConfigError
+
+PAPER_GROUPS = ("input", "output", "positions", "layernorm")
+
+# Keys that say *where/how* a run executes, not *what* it computes: left out of the hash so the same
+# experiment hashes the same on a laptop and on a GPU node.
+EXECUTION_KEYS = frozenset({"device", "checkpoint_every", "eval_batch_size"})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: str
+    backbone: str = "minilm"
+    init: Literal["pretrained", "random"] = "pretrained"
+    weights: str = "auto"  # "auto" = the backbone's canonical weights (offline package or hub id), or a path / hub id
+    train: tuple[str, ...] = PAPER_GROUPS  # trainable parameter groups
+    input_layer: Literal["auto", "linear", "embedding"] = "auto"  # auto: linear for dense tasks, embedding for tokens
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    micro_batch_size: int | None = None  # None = no gradient accumulation
+    steps: int = 1000
+    eval_every: int = 100
+    eval_batches: int = 0  # 0 = the whole test split; k > 0 = k random test batches (the reference's habit)
+    eval_batch_size: int = 128
+    target_accuracy: float | None = None  # stop early once test accuracy reaches it
+    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
+    dropout: float = 0.1  # after the dense input layer
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    checkpoint_every: int = 0  # steps between resumable checkpoints; 0 = none
+    task_options: Any = field(default=None)  # the task's own frozen Options dataclass
+
+    # ---- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical nested dict: every default filled, task options under the task's name."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "task_options":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        out[self.task] = _options_dict(self.task_options)
+        return out
+
+    def canonical_json(self) -> str:
+        body = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_KEYS}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _options_dict(options: Any) -> dict[str, Any]:
+    if options is None:
+        return {}
+    return {f.name: _jsonable(getattr(options, f.name)) for f in fields(options)}
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+# ---- building from raw data ---------------------------------------------------------------------
+def config_from_dict(raw: Mapping[str, Any], *, origin: str = "config") -> RunConfig:
+    """Validate a nested mapping (from TOML or overrides) into a RunConfig."""
+    from fptlab.tasks import TASKS
+
+    raw = dict(raw)
+    if "task" not in raw:
+        raise ConfigError(f"{origin}: missing required key 'task'. Set it, e.g. task = \"bit_xor\" (see `fptlab ls tasks`).")
+    task_name = coerce(raw.pop("task"), str, "task")
+    task = TASKS.get(task_name)
+    top = {f.name: f for f in fields(RunConfig) if f.name not in ("task", "task_options")}
+    kwargs: dict[str, Any] = {"task": task_name}
+    options_raw: Mapping[str, Any] = {}
+    for key, value in raw.items():
+        if key == task_name:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{origin}: '{key}' must be a table of {key} options, got {value!r}.")
+            options_raw = value
+        elif key in top:
+            kwargs[key] = coerce(value, _hints(RunConfig)[key], key)
+        else:
+            raise ConfigError(_unknown_key(origin, key, list(top) + [task_name]))
+    kwargs["task_options"] = build_dataclass(task.Options, options_raw, prefix=f"{task_name}.", origin=origin)
+    cfg = RunConfig(**kwargs)
+    validate(cfg)
+    return cfg
+
+
+def build_dataclass(cls: type, raw: Mapping[str, Any], *, prefix: str, origin: str) -> Any:
+    """Fill dataclass `cls` from `raw`, rejecting unknown keys and wrong types with their path."""
+    hints = _hints(cls)
+    names = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in hints:
+            raise ConfigError(_unknown_key(origin, prefix + key, [prefix + n for n in names]))
+        kwargs[key] = coerce(value, hints[key], prefix + key)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{origin}: invalid {prefix.rstrip('.')} options: {e}") from None
+    return obj
+
+
+def validate(cfg: RunConfig) -> None:
+    positive = ("batch_size", "steps", "eval_every", "eval_batch_size")
+    for key in positive:
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"'{key}' must be a positive integer, got {getattr(cfg, key)}.")
+    for key in ("eval_batches", "checkpoint_every", "seed"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"'{key}' must be >= 0, got {getattr(cfg, key)}.")
+    if cfg.micro_batch_size is not None and not 0 < cfg.micro_batch_size:
+        raise ConfigError(f"'micro_batch_size' must be a positive integer or none, got {cfg.micro_batch_size}.")
+    if not cfg.lr > 0:
+        raise ConfigError(f"'lr' must be > 0, got {cfg.lr}.")
+    if not 0 <= cfg.dropout < 1:
+        raise ConfigError(f"'dropout' must be in [0, 1), got {cfg.dropout}.")
+    if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
+        raise ConfigError(f"'target_accuracy' must be in (0, 1], got {cfg.target_accuracy}.")
+    if not cfg.train:
+        raise ConfigError("'train' names no parameter group; the output layer at least must train. Try train = [\"output\"].")
+
+
+# ---- coercion -----------------------------------------------------------------------------------
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def coerce(value: Any, typ: Any, path: str) -> Any:
+    """Convert `value` to `typ` where lossless (int -> float, "a,b" -> tuple, "none" -> None)."""
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0], path)
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"'{path}' must be one of {allowed}; got {value!r}.")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{path}' must be a list, got {value!r}. Example: {path} = [\"input\", \"output\"].")
+        return tuple(coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+    if typ is Any:
+        return value
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(f"'{path}' must be true or false, got {value!r}.")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"'{path}' must be an integer, got {value!r}.")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"'{path}' must be a number, got {value!r}.")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"'{path}' must be a string, got {value!r}.")
+    raise AssertionError(f"unsupported config type {typ!r} at {path}")  # internal: a field we declared
+
+
+def _unknown_key(origin: str, key: str, available: list[str]) -> str:
+    import difflib
+
+    msg = f"{origin}: unknown key '{key}'."
+    close = difflib.get_close_matches(key, available, n=1, cutoff=0.6)
+    if close:
+        msg += f" Did you mean '{close[0]}'?"
+    return msg + f" Valid keys: {', '.join(sorted(available))}."
+
+
+# ---- TOML and --set -----------------------------------------------------------------------------
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], value). The value is read as TOML, else taken as a bare string."""
+    if "=" not in text:
+        raise ConfigError(f"Bad --set '{text}': expected KEY=VALUE, e.g. --set lr=3e-4 or --set bit_xor.n_bits=8.")
+    key, _, raw_value = text.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"Bad --set '{text}': the key is empty. Expected KEY=VALUE, e.g. --set lr=3e-4.")
+    try:
+        value = tomllib.loads(f"v = {raw_value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw_value.strip()
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = json.loads(json.dumps(raw))  # deep copy of plain data
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"Bad --set '{text}': '{part}' is a value, not a section.")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file '{p}' does not exist.")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"Config file '{p}' is not valid TOML: {e}.") from None
+
+
+def config_from_toml(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    return config_from_dict(apply_overrides(load_toml(path), list(overrides)), origin=str(path))

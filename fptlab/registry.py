@@ -1,0 +1,58 @@
+"""A small typed registry: build things by name, never by `if name == ...` chains."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from fptlab.errors import FptlabError, UnknownNameError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to objects of one kind. Duplicate registration is an error."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, obj: T) -> T:
+        if name in self._items:
+            raise FptlabError(f"Duplicate {self.kind} '{name}': a {self.kind} of that name is already registered.")
+        self._items[name] = obj
+        return obj
+
+    def decorator(self, name: str) -> Callable[[T], T]:
+        def wrap(obj: T) -> T:
+            return self.register(name, obj)
+
+        return wrap
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(unknown_name_message(self.kind, name, self.names())) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def unknown_name_message(kind: str, name: object, available: list[str]) -> str:
+    """"Unknown task 'lstops'. Did you mean 'listops'? Available: ..." """
+    msg = f"Unknown {kind} '{name}'."
+    close = difflib.get_close_matches(str(name), available, n=1, cutoff=0.6)
+    if close:
+        msg += f" Did you mean '{close[0]}'?"
+    return msg + f" Available: {', '.join(available)}."

@@ -1,0 +1,94 @@
+"""What every task declares and builds (paper Section 2.1).
+
+A task is one registered object with a frozen `Options` dataclass (its config section), a cheap
+`spec()` (shapes, classes: enough for `--dry-run` and parameter counts without touching data),
+`resolve()` (turn `source = "auto"` into the concrete source found here, without loading it) and
+`load()` (the data itself). Data is a function of the options alone, never of the run seed, so every
+seed of a sweep sees the same train/test split; the run seed drives order, dropout and augmentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+# Seeds for data generation are derived from the options plus this tag, so they never collide with
+# a run seed's streams.
+DATA_SEED_TAG = 0xF97
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    input_kind: Literal["dense", "tokens"]
+    input_dim: int  # feature size per token (dense) or vocabulary size (tokens)
+    seq_len: int  # tokens per example, T
+    n_classes: int  # classes per predicted label
+    n_outputs: int = 1  # labels per example (1 for classification, n bits for the bit tasks)
+    output_tokens: int = 1  # how many final tokens the output layer reads
+
+    def __post_init__(self) -> None:
+        assert (self.n_outputs * self.n_classes) % self.output_tokens == 0, "labels must split evenly over output tokens"
+
+
+@dataclass
+class ArraySplit:
+    """A finite split: `x` raw examples (first axis = examples), `y` int labels (N,) or (N, n_outputs)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __post_init__(self) -> None:
+        assert len(self.x) == len(self.y), "x and y must have the same number of examples"
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass
+class StreamSplit:
+    """An endless generated split: `sample(n, rng)` returns n fresh (x, y) examples."""
+
+    sample: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def identity_encode(x: np.ndarray, train: bool, rng: np.random.Generator) -> Any:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+@dataclass
+class TaskData:
+    spec: TaskSpec
+    train: ArraySplit | StreamSplit
+    test: ArraySplit
+    # Raw batch -> model input tensor: float (B, T, d) for dense tasks, int64 (B, T) for token tasks.
+    # `train` turns on augmentation; `rng` is the only randomness it may use.
+    encode: Callable[[np.ndarray, bool, np.random.Generator], Any] = identity_encode
+    description: str = ""
+
+
+class Task:
+    """Base class for tasks. Subclasses set `name`, `Options`, and implement `spec` and `load`."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type]
+
+    def spec(self, opts: Any) -> TaskSpec:
+        raise NotImplementedError
+
+    def resolve(self, opts: Any, data_dir: Path) -> Any:
+        """Return options with every "auto" resolved to what is available here (no data loaded)."""
+        return opts
+
+    def load(self, opts: Any, data_dir: Path) -> TaskData:
+        raise NotImplementedError
+
+
+def data_rng(*parts: int) -> np.random.Generator:
+    """A generator for data building, keyed by integers derived from the options."""
+    return np.random.default_rng([DATA_SEED_TAG, *parts])
