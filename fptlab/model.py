@@ -25,7 +25,6 @@ INPUT_GAIN = 1.41  # the reference's orthogonal-init gain (≈ sqrt 2)
 
 
 def _fpt_class() -> type:
-    import torch
     from torch import nn
 
     class FPT(nn.Module):

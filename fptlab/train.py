@@ -207,7 +207,6 @@ def train(
     progress: bool = False,
 ) -> RunResult:
     """Run one configuration to completion (or divergence). Resumes from `checkpoint_path` if it exists."""
-    import torch
 
     from fptlab.assets import data_dir as default_data_dir
     from fptlab.checkpoint import load_checkpoint, save_checkpoint

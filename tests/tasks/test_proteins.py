@@ -17,6 +17,7 @@ from fptlab.errors import ConfigError, DataNotFoundError, FptlabError
 from fptlab.tasks import TASKS, _amino
 from fptlab.tasks import remote_homology as rh
 from fptlab.tasks.peptides import dedupe, read_csv, stratified_split
+from tests.fixtures import homology_records, write_homology_json
 
 TAPE_ORDER = ["<pad>", "<mask>", "<cls>", "<sep>", "<unk>", *"ABCDEFGHIKLMNOPQRSTUVWXYZ"]
 HOMOLOGY = TASKS.get("remote_homology")
@@ -53,26 +54,8 @@ def test_pack_skip_and_truncate():
 
 
 # ---- remote homology ----------------------------------------------------------------------------
-def _records(n: int, seed: int) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
-    return [
-        {"id": f"d{i}", "primary": "".join(rng.choice(letters, size=int(rng.integers(3, 12)))),
-         "protein_length": 0, "fold_label": int(rng.integers(0, 1195)), "family_label": 7}
-        for i in range(n)
-    ]  # fmt: skip
-
-
-def _write_json(root: Path, splits=("train", "valid", "test_fold_holdout")) -> dict[str, list[dict]]:
-    root.mkdir(parents=True, exist_ok=True)
-    data = {split: _records(20, i) for i, split in enumerate(splits)}
-    for split, records in data.items():
-        (root / f"remote_homology_{split}.json").write_text(json.dumps(records))
-    return data
-
-
 def test_homology_json_loads_tape_format(tmp_path):
-    data = _write_json(tmp_path / "remote_homology")
+    data = write_homology_json(tmp_path / "remote_homology")
     opts = HOMOLOGY.Options(max_len=16)
     assert HOMOLOGY.resolve(opts, tmp_path).source == "tape"
     task_data = HOMOLOGY.load(opts, tmp_path)
@@ -90,13 +73,13 @@ def test_homology_json_loads_tape_format(tmp_path):
 
 
 def test_homology_explicit_path_accepts_folder_or_its_parent(tmp_path):
-    _write_json(tmp_path / "tape" / "remote_homology")
+    write_homology_json(tmp_path / "tape" / "remote_homology")
     for path in (tmp_path / "tape", tmp_path / "tape" / "remote_homology"):
         assert len(HOMOLOGY.load(HOMOLOGY.Options(path=str(path), max_len=16), tmp_path / "empty").train) == 20
 
 
 def test_homology_skip_versus_truncate(tmp_path):
-    data = _write_json(tmp_path / "remote_homology")
+    data = write_homology_json(tmp_path / "remote_homology")
     lengths = np.array([len(r["primary"]) + 2 for r in data["train"]])
     skip = HOMOLOGY.load(HOMOLOGY.Options(max_len=8), tmp_path)
     assert len(skip.train) == (lengths <= 8).sum() < 20
@@ -106,7 +89,7 @@ def test_homology_skip_versus_truncate(tmp_path):
 
 
 def test_homology_subsample_is_deterministic(tmp_path):
-    _write_json(tmp_path / "remote_homology")
+    write_homology_json(tmp_path / "remote_homology")
     opts = HOMOLOGY.Options(max_len=16, n_train=7, n_eval=5)
     a, b = HOMOLOGY.load(opts, tmp_path), HOMOLOGY.load(opts, tmp_path)
     assert len(a.train) == 7 and len(a.test) == 5
@@ -129,7 +112,7 @@ def test_homology_missing_data_names_path_and_fix(tmp_path, monkeypatch):
 
 def test_homology_bad_records_are_named(tmp_path):
     root = tmp_path / "remote_homology"
-    _write_json(root)
+    write_homology_json(root)
     (root / "remote_homology_train.json").write_text(json.dumps([{"primary": "MK", "fold_label": 5000}]))
     with pytest.raises(FptlabError, match="record 0.*fold_label"):
         HOMOLOGY.load(HOMOLOGY.Options(), tmp_path)
@@ -146,7 +129,7 @@ def test_homology_options_validate():
 
 def test_download_extracts_archive_safely(tmp_path, monkeypatch):
     source = tmp_path / "src"
-    data = _write_json(source / "remote_homology", splits=("train", "valid"))
+    data = write_homology_json(source / "remote_homology", splits=("train", "valid"))
     archive = tmp_path / "remote_homology.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(source / "remote_homology", arcname="remote_homology")
@@ -195,7 +178,7 @@ def test_lmdb_loads_tape_format(tmp_path):
     lmdb = pytest.importorskip("lmdb", reason="the optional `lmdb` package is not installed (pip install lmdb)")
     root = tmp_path / "remote_homology"
     root.mkdir()
-    data = {split: _records(12, i) for i, split in enumerate(("train", "valid"))}
+    data = {split: homology_records(12, i) for i, split in enumerate(("train", "valid"))}
     for split, records in data.items():
         env = lmdb.open(str(root / f"remote_homology_{split}.lmdb"), map_size=1 << 24)
         with env.begin(write=True) as txn:

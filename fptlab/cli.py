@@ -1,0 +1,179 @@
+"""fptlab command line: thin commands over the library. Heavy modules (torch, transformers) are
+imported inside commands so `fptlab --help` answers at once; FptlabError -> one message, exit 1."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fptlab.errors import FptlabError
+
+app = typer.Typer(
+    help="fptlab: Frozen Pretrained Transformer experiments (Lu et al., 'Pretrained Transformers As Universal "
+    "Computation Engines'): run single configurations, list tasks/backbones/parameter groups.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Shared option aliases.
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key: KEY=VALUE (repeatable), e.g. --set lr=3e-4 --set bit_xor.n_bits=8.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Dataset cache/lookup folder [default: $FPTLAB_DATA or ~/.cache/fptlab/data].")]
+
+
+def _stderr(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Domain errors become one clean paragraph on stderr and exit code 1 (no traceback)."""
+    try:
+        yield
+    except FptlabError as e:
+        _stderr(f"Error: {e}")
+        raise typer.Exit(1) from None
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _raw_config(config: Path | None, flags: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    from fptlab.config import apply_overrides, load_toml
+
+    raw = load_toml(config) if config else {}
+    raw.update({k: v for k, v in flags.items() if v is not None})
+    return apply_overrides(raw, overrides)
+
+
+@app.command()
+def run(
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Task name (see `fptlab ls tasks`).")] = None,
+    backbone: Annotated[str | None, typer.Option("--backbone", "-b", help="Backbone name (see `fptlab ls backbones`) [default: minilm].")] = None,
+    init: Annotated[str | None, typer.Option("--init", help="pretrained | random [default: pretrained].")] = None,
+    train: Annotated[str | None, typer.Option("--train", help="Comma-separated trainable groups [default: input,output,positions,layernorm].")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Gradient steps [default: 1000].")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Examples per step [default: 16].")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate [default: 1e-3].")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for every random source [default: 0].")] = None,
+    eval_every: Annotated[int | None, typer.Option("--eval-every", help="Steps between test evaluations [default: 100].")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML run config; flags and --set override it.")] = None,
+    set_: SetOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config, its hash and parameter counts; load no data, train nothing.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line of stdout (human output goes to stderr).")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Folder for run records: OUT/<config hash>/metrics.jsonl and checkpoint.pt.")] = Path("runs"),
+    data_dir: DataDirOpt = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Train one FPT configuration and report test accuracy and parameter counts."""
+    with user_errors():
+        from fptlab.config import config_from_dict
+        from fptlab.plan import resolve_config, summarize
+
+        flags = dict(task=task, backbone=backbone, init=init, train=train, steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every)
+        cfg = config_from_dict(_raw_config(config, flags, set_ or []), origin=str(config) if config else "run config")
+        cfg = resolve_config(cfg, data_dir)
+        say = _stderr if json_out else typer.echo
+        if dry_run:
+            summary = summarize(cfg)
+            _print_summary(say, summary.as_dict())
+            if json_out:
+                typer.echo(json.dumps(_clean({"status": "dry_run", **summary.as_dict()})))
+            return
+        result = _train(cfg, out, data_dir, progress)
+        payload = _clean(result.as_dict())
+        _print_result(say, payload, out / cfg.hash)
+        if json_out:
+            typer.echo(json.dumps(payload))
+        if result.status != "completed":
+            raise typer.Exit(3)
+
+
+def _train(cfg: Any, out: Path, data_dir: Path | None, progress: bool) -> Any:
+    from fptlab.sinks import JsonlSink
+    from fptlab.train import train
+
+    run_dir = out / cfg.hash
+    return train(cfg, JsonlSink(run_dir / "metrics.jsonl"), data_dir=data_dir, checkpoint_path=run_dir / "checkpoint.pt", progress=progress)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.3f}%" if whole else "-"
+
+
+def _print_summary(say: Any, s: dict[str, Any]) -> None:
+    from fptlab.config import RunConfig  # noqa: F401  (keeps the import graph honest for lazy loading)
+
+    say(f"config hash   {s['config_hash']}")
+    say("config        " + json.dumps(s["config"], sort_keys=True))
+    spec = s["task_spec"]
+    say(f"task shape    {spec['seq_len']} tokens × {spec['input_dim']} ({spec['input_kind']}), {spec['n_outputs']} label(s) × {spec['n_classes']} classes")
+    say(f"parameters    trainable {s['trainable_params']:,} of {s['total_params']:,} ({_pct(s['trainable_params'], s['total_params'])})")
+    trainable = set(s["config"]["train"])
+    for group, n in s["params_by_group"].items():
+        if n:
+            say(f"  {'*' if group in trainable else ' '} {group:<12} {n:>14,}")
+
+
+def _print_result(say: Any, r: dict[str, Any], run_dir: Path) -> None:
+    def fmt(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    say(f"status        {r['status']}{' (stopped at target accuracy)' if r['stopped_early'] else ''} after {r['steps']} steps on {r['device']}")
+    say(f"test acc      {fmt(r['test_accuracy'])} (best {fmt(r['best_test_accuracy'])}), train acc {fmt(r['train_accuracy'])}")
+    say(f"parameters    trainable {r['trainable_params']:,} of {r['total_params']:,} ({_pct(r['trainable_params'], r['total_params'])})")
+    say(f"time          {r['wall_seconds']:.1f} s ({fmt(r['steps_per_second'])} steps/s); records in {run_dir}")
+
+
+LISTINGS = ("tasks", "backbones", "groups")
+
+
+@app.command("ls")
+def ls(what: Annotated[str, typer.Argument(help="tasks | backbones | groups")]) -> None:
+    """List registered names, one per line."""
+    with user_errors():
+        from fptlab.registry import unknown_name_message
+
+        if what not in LISTINGS:
+            from fptlab.errors import UnknownNameError
+
+            raise UnknownNameError(unknown_name_message("listing", what, list(LISTINGS)))
+        for name in _names(what):
+            typer.echo(name)
+
+
+def _names(what: str) -> list[str]:
+    if what == "groups":
+        from fptlab.backbones.base import ALL_GROUPS
+
+        return list(ALL_GROUPS)
+    if what == "tasks":
+        from fptlab.tasks import TASKS
+
+        return TASKS.names()
+    from fptlab.backbones import BACKBONES
+
+    return BACKBONES.names()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
