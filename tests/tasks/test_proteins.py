@@ -128,6 +128,8 @@ def test_homology_options_validate():
 
 
 def test_download_extracts_archive_safely(tmp_path, monkeypatch):
+    for var in ("FPTLAB_OFFLINE", "HF_HUB_OFFLINE"):  # online, but served by fake_download below
+        monkeypatch.delenv(var, raising=False)
     source = tmp_path / "src"
     data = write_homology_json(source / "remote_homology", splits=("train", "valid"))
     archive = tmp_path / "remote_homology.tar.gz"
