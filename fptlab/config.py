@@ -9,6 +9,7 @@ the key's path. The canonical form fills every default; its hash keys trials in 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import types
@@ -154,6 +155,7 @@ def validate(cfg: RunConfig) -> None:
 
 
 # ---- coercion -----------------------------------------------------------------------------------
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

@@ -1,0 +1,210 @@
+"""Checking a sweep spec's tables (see `fptlab.sweep.grid` for the format) into a `Plan`: defaults,
+axes, variants, conditional overrides and exclusions, every value checked where it is written.
+
+`parse(raw, origin, partial=True)` checks one file on its own (a base file may lack a name and refer
+to variants another file declares); `partial=False` checks the merged spec as a whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fptlab.sweep.keys import VARIANT, check_axis, check_choices, check_table, check_value, fail, flatten, unknown_key
+
+TABLES = ("experiment", "defaults", "grid", "seeds", "variants", "zip", "when", "exclude")
+EXPERIMENT_KEYS = ("name", "description", "base")
+WHEN_KEYS = ("match", "set")
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Axis:
+    key: str  # dotted run-config key, or "variant"
+    path: str  # where the spec declares it: "grid.lr", "zip[0].task", "seeds"
+    values: tuple[Any, ...]  # checked values
+
+
+@dataclass
+class Plan:
+    name: str = ""
+    description: str = ""
+    base: str | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    groups: list[list[Axis]] = field(default_factory=list)  # axes in one group advance together
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    when: list[tuple[dict[str, list[Any]], dict[str, Any]]] = field(default_factory=list)
+    exclude: list[dict[str, list[Any]]] = field(default_factory=list)
+
+    def axes(self) -> list[Axis]:
+        return [axis for group in self.groups for axis in group]
+
+
+def parse(raw: Mapping[str, Any], origin: str, *, partial: bool = False) -> Plan:
+    for key in raw:
+        if key not in TABLES:
+            raise unknown_key(origin, "", key, list(TABLES), "top-level key")
+    plan = Plan()
+    _experiment(plan, raw.get("experiment"), origin, partial)
+    if "defaults" in raw:
+        plan.defaults = check_table(_table(raw["defaults"], "defaults", origin), "defaults", origin)
+    if "variants" in raw:
+        plan.variants = _variants(raw["variants"], origin)
+    grid = _grid(raw.get("grid", {}), origin)
+    zips = [_zip(t, f"zip[{i}]", origin) for i, t in enumerate(_array(raw.get("zip", []), "zip", origin))]
+    seeds = [[Axis("seed", "seeds", _seeds(raw["seeds"], origin))]] if "seeds" in raw else []
+    implicit = [[Axis(VARIANT, "variants", tuple(plan.variants))]] if plan.variants and not _declares_variant(grid, zips) else []
+    plan.groups = implicit + grid + zips + seeds
+    plan.when = [_when(t, f"when[{i}]", origin) for i, t in enumerate(_array(raw.get("when", []), "when", origin))]
+    plan.exclude = [_exclude(t, f"exclude[{i}]", origin) for i, t in enumerate(_array(raw.get("exclude", []), "exclude", origin))]
+    _check_axis_keys(plan, origin)
+    _check_variant_refs(plan, origin, partial)
+    return plan
+
+
+# ---- tables -----------------------------------------------------------------------------------------
+def _table(value: Any, path: str, origin: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise fail(origin, path, f"must be a table ([{path}] with key = value lines), got {value!r}.")
+    return value
+
+
+def _array(value: Any, path: str, origin: str) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(t, Mapping) for t in value):
+        raise fail(origin, path, f"must be an array of tables: write each entry under its own [[{path}]] header; got {value!r}.")
+    return value
+
+
+def _experiment(plan: Plan, value: Any, origin: str, partial: bool) -> None:
+    if value is None:
+        if partial:
+            return
+        raise fail(origin, "experiment", 'missing [experiment] table. Add it with a name, e.g. [experiment] name = "smoke".')
+    table = _table(value, "experiment", origin)
+    for key in table:
+        if key not in EXPERIMENT_KEYS:
+            raise unknown_key(origin, f"experiment.{key}", key, list(EXPERIMENT_KEYS), "experiment key")
+    if "name" not in table and not partial:
+        raise fail(origin, "experiment.name", 'missing: every spec names itself, e.g. name = "smoke" (letters, digits, _ . -).')
+    if "name" in table:
+        name = table["name"]
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            raise fail(origin, "experiment.name", f"must be letters, digits, '_', '.' or '-' (pattern [A-Za-z0-9_.-]+), got {name!r}.")
+        plan.name = name
+    for key in ("description", "base"):
+        if key in table and not isinstance(table[key], str):
+            raise fail(origin, f"experiment.{key}", f"must be a string, got {table[key]!r}.")
+    plan.description = table.get("description", "")
+    plan.base = table.get("base")
+
+
+def _variants(value: Any, origin: str) -> dict[str, dict[str, Any]]:
+    table = _table(value, "variants", origin)
+    if not table:
+        raise fail(origin, "variants", "is empty: declare at least one, e.g. fpt = { init = \"pretrained\" }, or remove the table.")
+    out = {}
+    for name, body in table.items():
+        if not NAME_RE.fullmatch(name):
+            raise fail(origin, f"variants.{name}", "a variant name must be letters, digits, '_', '.' or '-'.")
+        out[name] = check_table(_table(body, f"variants.{name}", origin), f"variants.{name}", origin)
+    return out
+
+
+def _grid(value: Any, origin: str) -> list[list[Axis]]:
+    table = _table(value, "grid", origin)
+    return [[Axis(key, where, tuple(_axis_values(key, values, where, origin)))]
+            for key, values, where in flatten(table, "grid", origin, allow_variant=True)]
+
+
+def _axis_values(key: str, values: Any, where: str, origin: str) -> list[Any]:
+    if key == VARIANT and not isinstance(values, list):
+        raise fail(origin, where, f'must be a list of variant names, e.g. variant = ["fpt"]; got {values!r}.')
+    return check_axis(key, values, where, origin)
+
+
+def _zip(table: Mapping[str, Any], path: str, origin: str) -> list[Axis]:
+    axes = [Axis(key, where, tuple(_axis_values(key, values, where, origin)))
+            for key, values, where in flatten(table, path, origin, allow_variant=True)]
+    if not axes:
+        raise fail(origin, path, "is empty: give two or more keys with lists of equal length, e.g. task = [...] and steps = [...].")
+    lengths = {axis.path: len(axis.values) for axis in axes}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{p} has {n}" for p, n in lengths.items())
+        raise fail(origin, path, f"zipped lists must have equal lengths ({shown}).")
+    return axes
+
+
+def _seeds(value: Any, origin: str) -> tuple[int, ...]:
+    ok = isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    if not ok:
+        raise fail(origin, "seeds", f"must be a non-empty list of integers >= 0, e.g. seeds = [0, 1, 2]; got {value!r}.")
+    return tuple(value)
+
+
+def _when(table: Mapping[str, Any], path: str, origin: str) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    for key in table:
+        if key not in WHEN_KEYS:
+            raise unknown_key(origin, f"{path}.{key}", key, list(WHEN_KEYS), "when key")
+    for key in WHEN_KEYS:
+        if key not in table:
+            raise fail(origin, f"{path}.{key}", 'missing: a [[when]] needs both, e.g. match = { task = "remote_homology" } and set = { lr = 1e-4 }.')
+    match = _choices(table["match"], f"{path}.match", origin)
+    settings = check_table(_table(table["set"], f"{path}.set", origin), f"{path}.set", origin)
+    if not settings:
+        raise fail(origin, f"{path}.set", "is empty: give the keys to set, e.g. set = { lr = 1e-4 }.")
+    return match, settings
+
+
+def _exclude(table: Mapping[str, Any], path: str, origin: str) -> dict[str, list[Any]]:
+    return _choices(table, path, origin)
+
+
+def _choices(value: Any, path: str, origin: str) -> dict[str, list[Any]]:
+    table = _table(value, path, origin)
+    out = {key: check_choices(key, v, where, origin) for key, v, where in flatten(table, path, origin, allow_variant=True)}
+    if not out:
+        raise fail(origin, path, 'is empty: it would match every cell. Give keys and values, e.g. { task = "listops" }.')
+    return out
+
+
+# ---- cross-table checks --------------------------------------------------------------------------------
+def _declares_variant(grid: list[list[Axis]], zips: list[list[Axis]]) -> bool:
+    return any(axis.key == VARIANT for group in grid + zips for axis in group)
+
+
+def _check_axis_keys(plan: Plan, origin: str) -> None:
+    seen: dict[str, str] = {}
+    for axis in plan.axes():
+        if axis.key in seen:
+            hint = " (`seeds` is the axis `seed`: drop one of them)" if "seeds" in (axis.path, seen[axis.key]) else ""
+            raise fail(origin, axis.path, f"key '{axis.key}' is already an axis at {seen[axis.key]}; a key may vary in one axis only{hint}.")
+        seen[axis.key] = axis.path
+    for name, body in plan.variants.items():
+        for key in body:
+            if key in seen:
+                raise fail(origin, f"variants.{name}.{key}", f"'{key}' is set by this variant and is also an axis at {seen[key]}; "
+                           "set it in every variant, or vary it on the axis, not both.")
+
+
+def _check_variant_refs(plan: Plan, origin: str, partial: bool) -> None:
+    names = list(plan.variants)
+    for axis in plan.axes():
+        if axis.key != VARIANT or axis.path == "variants":
+            continue
+        for i, value in enumerate(axis.values):
+            if names and value not in names:
+                raise unknown_key(origin, f"{axis.path}[{i}]", value, names, "variant")
+            if not names and not partial:
+                raise fail(origin, axis.path, "names variants, but the spec declares no [variants] table.")
+    refs = [(f"when[{i}].match", m) for i, (m, _) in enumerate(plan.when)] + [(f"exclude[{i}]", e) for i, e in enumerate(plan.exclude)]
+    for path, choices in refs:
+        for value in choices.get(VARIANT, []):
+            if not names and not partial:
+                raise fail(origin, f"{path}.variant", "names a variant, but the spec declares no [variants] table.")
+            if names and value not in names:
+                raise unknown_key(origin, f"{path}.variant", value, names, "variant")
+
+
+__all__ = ["Axis", "Plan", "check_value", "parse"]
