@@ -17,7 +17,8 @@ from fptlab.errors import FptlabError
 
 app = typer.Typer(
     help="fptlab: Frozen Pretrained Transformer experiments (Lu et al., 'Pretrained Transformers As Universal "
-    "Computation Engines'): run single configurations, list tasks/backbones/parameter groups.",
+    "Computation Engines'): run single configurations or whole TOML grids as Ray Tune sweeps into a results "
+    "database (SQLite or PostgreSQL); list tasks, backbones and parameter groups.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -169,6 +170,15 @@ def _names(what: str) -> list[str]:
     from fptlab.backbones import BACKBONES
 
     return BACKBONES.names()
+
+
+def _register_sweep_commands() -> None:
+    from fptlab.cli_sweep import register
+
+    register(app)
+
+
+_register_sweep_commands()
 
 
 def main() -> None:

@@ -1,0 +1,236 @@
+"""Sweep and store commands: `fptlab sweep`, `status`, `trials`, `export`, `db upgrade|check`.
+Registered on the main Typer app by fptlab.cli; heavy imports stay inside the commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL [default: $FPTLAB_DB, else sqlite:///fptlab.db].")]
+SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (TOML), e.g. experiments/smoke.toml.")]
+
+
+def _store(db: str | None, *, create: bool) -> Any:
+    from fptlab.store import Store
+
+    store = Store(db)
+    store.ensure_schema(create_if_empty=create)
+    return store
+
+
+def sweep(
+    spec: SpecArg,
+    db: DbOpt = None,
+    address: Annotated[str | None, typer.Option("--address", help="Join an existing Ray cluster (e.g. auto or HOST:6379) instead of embedded local Ray.")] = None,
+    cpus_per_trial: Annotated[float, typer.Option("--cpus-per-trial", help="CPUs reserved per trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option("--gpus-per-trial", help="GPUs per trial; fractions share a GPU (0.5 = two trials per GPU).")] = 0.0,
+    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="At most this many trials at once [default: as resources allow].")] = None,
+    retries: Annotated[int, typer.Option("--retries", help="Retry a failed trial up to N more times (resuming from its checkpoint).")] = 1,
+    lease: Annotated[float, typer.Option("--lease", help="Seconds without a heartbeat after which a running trial counts as dead and is reclaimed.")] = 120.0,
+    storage: Annotated[Path, typer.Option("--storage", help="Folder for checkpoints and Ray Tune files (shared storage on a cluster).")] = Path("fptlab-runs"),
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Dataset folder [default: $FPTLAB_DATA or ~/.cache/fptlab/data].")] = None,
+    num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs for embedded Ray [default: all].")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and which are already done; run nothing, write nothing.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress view on stderr.")] = True,
+) -> None:
+    """Run every cell of a TOML grid as Ray Tune trials, recording into the database. Re-running
+    skips finished cells and retries failed ones; a grown spec runs only its new cells."""
+    from fptlab.cli import user_errors
+
+    with user_errors():
+        from fptlab.sweep import load_spec
+        from fptlab.sweep.executor import SweepOptions
+        from fptlab.sweep.run import prepare_cells
+
+        loaded = load_spec(spec)
+        if dry_run:
+            _print_plan(loaded, prepare_cells(loaded, data_dir), db)
+            return
+        opts = SweepOptions(
+            address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
+            retries=retries, lease_seconds=lease, storage=storage, data_dir=data_dir, num_cpus=num_cpus,
+        )
+        _run(loaded, _store(db, create=True), opts, progress)
+
+
+def _run(spec: Any, store: Any, opts: Any, progress: bool) -> None:
+    from fptlab.sweep.run import run_sweep
+
+    outcome = run_sweep(spec, store, opts, show_progress=progress)
+    failed = sorted(h for h, s in outcome.ran.items() if s == "failed")
+    typer.echo(
+        f"sweep '{spec.name}': {outcome.cells} cells, {outcome.skipped} already done, {len(outcome.ran)} run now"
+        + (f", {len(failed)} failed" if failed else "")
+    )
+    _print_summary(store, spec)
+    if outcome.interrupted:
+        typer.echo("interrupted: running trials were marked 'interrupted'; run the same command again to resume them.", err=True)
+        raise typer.Exit(130)
+    if failed:
+        typer.echo(f"failed trials: {', '.join(failed)}; see `fptlab trials --status failed`.", err=True)
+        raise typer.Exit(1)
+
+
+def _print_summary(store: Any, spec: Any) -> None:
+    from fptlab.report.summary import render_summary, summary_frame
+    from fptlab.store.results import curves_frame, trials_frame
+
+    trials = trials_frame(store, experiment=spec.name)
+    if trials.empty:
+        return
+    curves = curves_frame(store, list(trials["config_hash"]), keys=["test_accuracy"])
+    typer.echo(render_summary(summary_frame(trials, curves)))
+
+
+def _print_plan(spec: Any, cells: list, db: str | None) -> None:
+    statuses = _existing_statuses(db, [c.config_hash for c in cells])
+    typer.echo(f"sweep '{spec.name}': {len(cells)} cells ({sum(s in ('completed', 'diverged') for s in statuses.values())} already done)")
+    for cell in cells:
+        labels = " ".join(f"{k}={v}" for k, v in cell.labels.items())
+        typer.echo(f"  {cell.config_hash}  {statuses.get(cell.config_hash, 'new'):<11}  {labels}")
+
+
+def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:
+    """Statuses from an existing database, without creating one (a dry run writes nothing)."""
+    from fptlab.store import Store
+
+    store = Store(db)
+    if store.revision() is None:
+        return {}
+    store.check()
+    return store.statuses(hashes)
+
+
+def status(spec: Annotated[Path | None, typer.Argument(help="Only this spec's cells.")] = None, db: DbOpt = None) -> None:
+    """Counts of trials by status (all, or one spec's cells), and running trials whose lease expired."""
+    from fptlab.cli import user_errors
+
+    with user_errors():
+        store = _store(db, create=False)
+        if spec is not None:
+            from fptlab.sweep import load_spec
+            from fptlab.sweep.run import prepare_cells
+
+            hashes = [c.config_hash for c in prepare_cells(load_spec(spec), None)]
+            statuses = store.statuses(hashes)
+            counts = {"not started": len(hashes) - len(statuses)}
+        else:
+            statuses = {t["config_hash"]: t["status"] for t in store.trials()}
+            counts = {}
+        for s in statuses.values():
+            counts[s] = counts.get(s, 0) + 1
+        for name, n in sorted(counts.items()):
+            typer.echo(f"{name:<12} {n}")
+        _print_stale(store, set(statuses))
+
+
+def _print_stale(store: Any, hashes: set[str]) -> None:
+    from datetime import timedelta
+
+    from fptlab.sweep.executor import owner_is_dead_here
+
+    now = store.now()
+    for t in store.trials(status="running"):
+        if t["config_hash"] not in hashes:
+            continue
+        beat = t.get("heartbeat")
+        age = (now - beat) if beat else timedelta(0)
+        dead = owner_is_dead_here(t.get("owner"))
+        if dead or age > timedelta(seconds=60):
+            why = "driver process is gone" if dead else f"no heartbeat for {age.total_seconds():.0f} s"
+            typer.echo(f"stale        {t['config_hash']} ({why}; the next sweep reclaims it)")
+
+
+def trials(
+    status_: Annotated[list[str] | None, typer.Option("--status", help="Filter by status (repeatable).")] = None,
+    where: Annotated[list[str] | None, typer.Option("--where", help="Filter KEY=VALUE on task, backbone, init, seed, ... (repeatable).")] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="Only trials of this experiment (spec name).")] = None,
+    db: DbOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List trials with their status and final test accuracy."""
+    from fptlab.cli import user_errors
+
+    with user_errors():
+        from fptlab.config import parse_override
+
+        filters = {}
+        for text in where or []:
+            path, value = parse_override(text)
+            filters[".".join(path)] = value
+        store = _store(db, create=False)
+        rows = store.trials(status=status_ or None, where=filters or None, experiment=experiment)
+        results = store.results([r["config_hash"] for r in rows]) if rows else {}
+        for r in rows:
+            acc = results.get(r["config_hash"], {}).get("test_accuracy")
+            if json_out:
+                typer.echo(json.dumps({"config_hash": r["config_hash"], "status": r["status"], "task": r["task"], "backbone": r["backbone"],
+                                       "init": r["init"], "seed": r["seed"], "attempts": r["attempts"], "test_accuracy": acc}, default=str))
+            else:
+                acc_text = "-" if acc is None else f"{acc:.4f}"
+                typer.echo(f"{r['config_hash']}  {r['status']:<11} {r['task']:<16} {r['backbone']:<12} {r['init']:<10} seed={r['seed']:<3} acc={acc_text}")
+
+
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Output file [default: fptlab-trials.csv / .parquet].")] = None,  # type: ignore[assignment]
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    curves: Annotated[bool, typer.Option("--curves", help="Export per-step curves (long form) instead of one row per trial.")] = False,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="Only this experiment's trials.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Export trials (config columns flattened, final results) or curves to CSV or Parquet."""
+    from fptlab.cli import user_errors
+
+    with user_errors():
+        from fptlab.errors import FptlabError
+        from fptlab.store.results import curves_frame, trials_frame
+
+        if fmt not in ("csv", "parquet"):
+            raise FptlabError(f"Unknown export format '{fmt}'. Available: csv, parquet.")
+        store = _store(db, create=False)
+        frame = trials_frame(store, experiment=experiment)
+        if curves:
+            frame = curves_frame(store, list(frame["config_hash"]) if experiment else None)
+        path = out or Path(f"fptlab-{'curves' if curves else 'trials'}.{fmt}")
+        frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+        typer.echo(f"wrote {len(frame)} rows to {path}")
+
+
+db_app = typer.Typer(help="Database schema: upgrade to the current version, or check it.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOpt = None) -> None:
+    """Create or migrate the database schema to the current version (Alembic)."""
+    from fptlab.cli import user_errors
+
+    with user_errors():
+        from fptlab.store import Store
+
+        store = Store(db)
+        store.upgrade()
+        typer.echo(f"{store.masked_url}: schema at {store.revision()}")
+
+
+@db_app.command("check")
+def db_check(db: DbOpt = None) -> None:
+    """Check that the database is reachable and at the current schema version."""
+    from fptlab.cli import user_errors
+
+    with user_errors():
+        from fptlab.store import Store
+
+        store = Store(db)
+        store.check()
+        typer.echo(f"{store.masked_url}: ok, schema at {store.revision()}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sweep)
+    app.command()(status)
+    app.command()(trials)
+    app.command()(export)
+    app.add_typer(db_app, name="db")

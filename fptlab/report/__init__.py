@@ -1,0 +1,1 @@
+"""Reading results back: summaries and (later) the paper's tables and figures. Never imports torch."""

@@ -1,0 +1,199 @@
+"""Claiming trials so that each runs exactly once however many drivers share the database, and
+handing back the trials of dead drivers through leases.
+
+A claim reads a candidate trial and marks it running in ONE transaction that holds a lock on what it
+read: on PostgreSQL a row lock (`SELECT ... FOR UPDATE SKIP LOCKED`: a row another driver is claiming
+is skipped, not waited for); on SQLite the file's write lock (`BEGIN IMMEDIATE`, see `dialect`).
+No second claimer can see the row as claimable until the first has committed it as running.
+
+Claimable: `queued`; `failed`/`interrupted` with attempts < max_attempts; `running` whose heartbeat
+is older than the lease (its driver died) with attempts < max_attempts. A dead driver's trial that
+has used up its attempts is marked failed instead of staying "running" forever. `completed` and
+`diverged` are final.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Update, and_, case, or_, select, update
+from sqlalchemy.orm import Session
+
+from fptlab.store import dialect
+from fptlab.store.base import StoreBase, chunks
+from fptlab.store.errors import StoreError
+from fptlab.store.models import FINAL_STATUSES, Result, Trial, encode_float
+
+RETRYABLE = ("failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A trial this driver now owns. `attempt` counts from 1; `reclaimed` means it was taken over from
+    a driver whose lease expired (resume from its checkpoint if there is one)."""
+
+    config_hash: str
+    attempt: int
+    previous_status: str
+
+    @property
+    def reclaimed(self) -> bool:
+        return self.previous_status == "running"
+
+    @property
+    def retry(self) -> bool:
+        return self.attempt > 1
+
+
+def new_owner_id() -> str:
+    """A driver id unique across hosts and restarts: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _claimable(now: datetime, lease_seconds: float, max_attempts: int) -> ColumnElement[bool]:
+    stale = now - timedelta(seconds=lease_seconds)
+    return or_(
+        Trial.status == "queued",
+        and_(Trial.status.in_(RETRYABLE), Trial.attempts < max_attempts),
+        and_(Trial.status == "running", or_(Trial.heartbeat.is_(None), Trial.heartbeat < stale)),
+    )
+
+
+class ClaimOps(StoreBase):
+    def claim(self, config_hash: str, owner: str, host: str, lease_seconds: float, max_attempts: int) -> Claim | None:
+        """Atomically take `config_hash` for `owner` if it is claimable (see module doc), else None."""
+        return self._claim_first([config_hash], owner, host, lease_seconds, max_attempts)
+
+    def next_claim(
+        self, config_hashes: Sequence[str], owner: str, host: str, lease_seconds: float, max_attempts: int
+    ) -> str | None:
+        """Claim the first claimable of `config_hashes` (in the given order) and return its hash; None
+        when none is claimable now. Drivers calling this concurrently never get the same trial."""
+        claim = self._claim_first(list(config_hashes), owner, host, lease_seconds, max_attempts)
+        return claim.config_hash if claim else None
+
+    def _claim_first(self, hashes: list[str], owner: str, host: str, lease_seconds: float, max_attempts: int) -> Claim | None:
+        if max_attempts < 1:
+            raise StoreError(f"max_attempts must be >= 1, got {max_attempts}.")
+        for part in chunks(hashes):
+            with self.session(write=True) as session:
+                claim = self._claim_in(session, list(part), owner, host, lease_seconds, max_attempts)
+            if claim is not None:
+                return claim
+        return None
+
+    def _claim_in(
+        self, session: Session, hashes: list[str], owner: str, host: str, lease_seconds: float, max_attempts: int
+    ) -> Claim | None:
+        now = self.now()
+        order = case({h: i for i, h in enumerate(hashes)}, value=Trial.config_hash)
+        query = (
+            select(Trial.id, Trial.config_hash, Trial.status, Trial.attempts)
+            .where(Trial.config_hash.in_(hashes), _claimable(now, lease_seconds, max_attempts))
+            .order_by(order)
+            .limit(1)
+        )
+        while (row := session.execute(dialect.lock_rows(session, query)).first()) is not None:
+            if row.status == "running" and row.attempts >= max_attempts:
+                _give_up(session, row.id, now, row.attempts)  # no longer matches: the loop moves on
+                continue
+            session.execute(
+                update(Trial)
+                .where(Trial.id == row.id)
+                .values(
+                    status="running",
+                    attempts=row.attempts + 1,
+                    owner=owner,
+                    host=host,
+                    started=now,
+                    heartbeat=now,
+                    finished=None,
+                    error=None,
+                )
+            )
+            return Claim(row.config_hash, row.attempts + 1, row.status)
+        return None
+
+    def heartbeat(self, config_hashes: Sequence[str], owner: str) -> int:
+        """Renew the lease of those of `config_hashes` that `owner` is running; returns how many."""
+        now, renewed = self.now(), 0
+        for part in chunks(list(config_hashes)):
+            with self.session(write=True) as session:
+                result = session.execute(_owned(part, owner).values(heartbeat=now))
+                renewed += result.rowcount
+        return renewed
+
+    def record_start(
+        self,
+        config_hash: str,
+        owner: str,
+        *,
+        device: str | None = None,
+        fptlab_version: str | None = None,
+        data_fingerprint: str | None = None,
+        results: dict[str, float] | None = None,
+    ) -> bool:
+        """Store what a run reports when it starts (device, version, parameter counts); only while
+        `owner` still holds the trial. Returns whether it applied."""
+        values = {"device": device, "fptlab_version": fptlab_version, "data_fingerprint": data_fingerprint}
+        values = {k: v for k, v in values.items() if v is not None}
+        with self.session(write=True) as session:
+            applied = session.execute(_owned([config_hash], owner).values(heartbeat=self.now(), **values)).rowcount == 1
+            if applied and results:
+                _write_results(session, self._trial_id(session, config_hash), results)
+        return applied
+
+    def finish(
+        self,
+        config_hash: str,
+        owner: str,
+        status: str,
+        results: dict[str, float] | None = None,
+        error: str | None = None,
+        device: str | None = None,
+    ) -> bool:
+        """Record the end of `owner`'s run: final status, time, error and results. Refused (returns
+        False) when the trial is no longer `owner`'s: a driver whose lease expired must not overwrite
+        the run that took over."""
+        if status not in FINAL_STATUSES:
+            raise StoreError(f"Cannot finish trial '{config_hash}' as {status!r}: expected one of {', '.join(FINAL_STATUSES)}.")
+        values = {"status": status, "finished": self.now(), "error": error}
+        if device is not None:
+            values["device"] = device
+        with self.session(write=True) as session:
+            stmt = update(Trial).where(Trial.config_hash == config_hash, Trial.owner == owner).values(**values)
+            applied = session.execute(stmt).rowcount == 1
+            if applied and results:
+                _write_results(session, self._trial_id(session, config_hash), results)
+        return applied
+
+    def release(self, owner: str, status: str = "interrupted") -> int:
+        """Mark every trial `owner` is running as `status` (on Ctrl-C); returns how many. They are
+        claimable again while attempts remain."""
+        if status not in FINAL_STATUSES:
+            raise StoreError(f"Cannot release trials as {status!r}: expected one of {', '.join(FINAL_STATUSES)}.")
+        with self.session(write=True) as session:
+            stmt = update(Trial).where(Trial.owner == owner, Trial.status == "running")
+            return session.execute(stmt.values(status=status, finished=self.now())).rowcount
+
+
+def _owned(config_hashes: Sequence[str], owner: str) -> Update:
+    return update(Trial).where(Trial.config_hash.in_(config_hashes), Trial.owner == owner, Trial.status == "running")
+
+
+def _give_up(session: Session, trial_id: int, now: datetime, attempts: int) -> None:
+    message = f"Lease expired: the driver running attempt {attempts} stopped heartbeating, and no attempts remain."
+    session.execute(update(Trial).where(Trial.id == trial_id).values(status="failed", finished=now, error=message))
+
+
+def _write_results(session: Session, trial_id: int, results: dict[str, float]) -> None:
+    rows = []
+    for key, value in results.items():
+        stored, kind = encode_float(value)
+        rows.append({"trial_id": trial_id, "key": key, "value": stored, "value_kind": kind})
+    dialect.upsert(session, Result.__table__, rows, ["trial_id", "key"], ["value", "value_kind"])

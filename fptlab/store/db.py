@@ -1,0 +1,117 @@
+"""`Store`: the results database, the single source of truth of a sweep.
+
+    store = Store("postgresql+psycopg://fpt@db/fptlab")   # or None: $FPTLAB_DB, else sqlite:///fptlab.db
+    store.check()                                          # reachable and at schema head, or StoreError
+    exp = store.upsert_experiment("table2", "Table 2", spec_text, spec_hash)
+    store.add_trials(exp, [trial_cell(cfg) for cfg in configs])
+    while (h := store.next_claim(hashes, owner, host, lease_seconds=300, max_attempts=3)):
+        ... train with StoreSink(store, h, owner) ...
+
+Every method opens one short transaction through `session()`; the operations live in mixins by
+theme: `claims` (claim / heartbeat / finish / release), `records` (metrics, artifacts) and `queries`
+(reads). Knows nothing of torch or Ray; pickles as its URL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from fptlab.store import dialect, schema
+from fptlab.store.base import chunks
+from fptlab.store.claims import ClaimOps
+from fptlab.store.errors import StoreError
+from fptlab.store.models import TRIAL_FILTER_COLUMNS, Experiment, ExperimentTrial, Trial
+from fptlab.store.queries import QueryOps
+from fptlab.store.records import RecordOps
+
+Cell = tuple[str, str, dict[str, Any]]  # (config_hash, canonical config JSON, filter columns)
+
+
+def trial_cell(config: Any) -> Cell:
+    """The `add_trials` cell of a RunConfig (duck-typed: `.hash`, `.canonical_json()`, fields)."""
+    return config.hash, config.canonical_json(), {c: getattr(config, c) for c in TRIAL_FILTER_COLUMNS}
+
+
+class Store(ClaimOps, RecordOps, QueryOps):
+    """The results database at `url` (None: $FPTLAB_DB, else sqlite:///fptlab.db)."""
+
+    # ---- schema ---------------------------------------------------------------------------------
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema to `revision` (what `fptlab db upgrade` runs)."""
+        schema.upgrade(self._sessions.write_engine, self.url, revision)
+
+    def check(self) -> None:
+        """Raise StoreError unless the database is reachable and its schema is at head."""
+        schema.check(self._sessions.engine, self.url)
+
+    def ensure_schema(self, create_if_empty: bool = True) -> None:
+        """`check()`, except that a database without any fptlab table is first created at head. A
+        database at another revision is never migrated here: the error says to run `fptlab db upgrade`."""
+        schema.check(self._sessions.engine, self.url, create_if_empty=create_if_empty, write_engine=self._sessions.write_engine)
+
+    def revision(self) -> str | None:
+        """The schema revision the database is stamped with (None: never migrated)."""
+        try:
+            with self._sessions.engine.connect() as connection:
+                return schema.current_revision(connection)
+        except SQLAlchemyError as e:
+            raise self._sessions.error(e) from None
+
+    # ---- experiments and trials -----------------------------------------------------------------
+    def upsert_experiment(self, name: str, description: str, spec_text: str, spec_hash: str) -> int:
+        """Create the experiment `name`, or update its description and spec (a spec may grow) keeping
+        its id. Returns the id."""
+        row = {"name": name, "description": description, "spec_text": spec_text, "spec_hash": spec_hash, "created": self.now()}
+        with self.session(write=True) as session:
+            dialect.upsert(session, Experiment.__table__, [row], ["name"], ["description", "spec_text", "spec_hash"])
+            return int(session.scalar(select(Experiment.id).where(Experiment.name == name)))
+
+    def add_trials(self, experiment_id: int, cells: Sequence[Cell]) -> None:
+        """Insert the trials of `cells` that do not exist yet as queued (existing ones are left as they
+        are) and link all of them to the experiment. Idempotent, batched, and safe when several
+        processes add the same cells at once."""
+        # Sorted, so that concurrent inserters lock rows in the same order and cannot deadlock.
+        rows = sorted((_trial_row(h, c, f, self.now()) for h, c, f in cells), key=lambda r: r["config_hash"])
+        with self.session(write=True) as session:
+            if session.get(Experiment, experiment_id) is None:
+                raise StoreError(
+                    f"No experiment with id {experiment_id} in '{self.masked_url}'. Create it with upsert_experiment."
+                )
+            for part in chunks(rows):
+                dialect.insert_ignore(session, Trial.__table__, part, ["config_hash"])
+            ids = self._trial_ids(session, [r["config_hash"] for r in rows])
+            links = [{"experiment_id": experiment_id, "trial_id": i} for i in sorted(ids.values())]
+            dialect.insert_ignore(session, ExperimentTrial.__table__, links, ["experiment_id", "trial_id"])
+
+    def requeue(self, config_hashes: Sequence[str], statuses: Sequence[str] = ("failed", "interrupted")) -> int:
+        """Put trials in `statuses` back in the queue with their attempts reset (`fptlab sweep --retry`)."""
+        n = 0
+        with self.session(write=True) as session:
+            for part in chunks(list(config_hashes)):
+                stmt = update(Trial).where(Trial.config_hash.in_(part), Trial.status.in_(list(statuses)))
+                n += session.execute(stmt.values(status="queued", attempts=0, owner=None, error=None)).rowcount
+        return n
+
+
+def _trial_row(config_hash: str, config_json: str, filters: dict[str, Any], now: Any) -> dict[str, Any]:
+    unknown = set(filters) - set(TRIAL_FILTER_COLUMNS)
+    if unknown:
+        expected = ", ".join(TRIAL_FILTER_COLUMNS)
+        raise StoreError(f"Unknown trial filter column(s) {sorted(unknown)} for trial '{config_hash}'. Expected: {expected}.")
+    try:
+        json.loads(config_json)  # a malformed config must fail here, not when a worker reads it back
+    except ValueError as e:
+        raise StoreError(f"The config of trial '{config_hash}' is not JSON ({e}); pass RunConfig.canonical_json().") from None
+    return {
+        "config_hash": config_hash,
+        "config": config_json,
+        "status": "queued",
+        "attempts": 0,
+        "created": now,
+        **{c: filters.get(c) for c in TRIAL_FILTER_COLUMNS},
+    }

@@ -1,0 +1,131 @@
+"""Everything that differs between SQLite and PostgreSQL, in one place: engine options, SQLite's
+pragmas and write-lock-on-begin, `INSERT ... ON CONFLICT` upserts, and row locking for claims.
+
+SQLite (the zero-setup default) runs in WAL mode so readers never block the writer, waits up to
+`SQLITE_BUSY_MS` for a lock instead of failing at once, and enforces foreign keys. Write
+transactions start with `BEGIN IMMEDIATE`: the file's write lock is taken before the first read,
+so a read-then-write transaction (a claim) is serialised against every other writer and can never
+fail half-way with "database is locked" while upgrading a read lock. PostgreSQL locks rows instead:
+claims select with `FOR UPDATE SKIP LOCKED`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, Table, event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from fptlab.store.errors import StoreError
+
+SUPPORTED = ("sqlite", "postgresql")
+WRITE_OPTION = "fptlab_write"  # execution option marking the write engine's connections
+SQLITE_BUSY_MS = 30_000
+SCHEMA_LOCK_KEY = 0x66707463  # "fptc": the PostgreSQL advisory lock taken while migrating
+
+
+def engine_options(url: URL) -> dict[str, Any]:
+    """Keyword arguments for `create_engine`, per backend."""
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED:
+        raise StoreError(
+            f"Unsupported database '{url.render_as_string(hide_password=True)}': fptlab's store runs on "
+            f"{' or '.join(SUPPORTED)}. Use sqlite:///fptlab.db or postgresql+psycopg://USER@HOST/DBNAME."
+        )
+    if backend == "postgresql":
+        return {"pool_pre_ping": True}  # a sweep outlives idle connections the server may drop
+    return {}
+
+
+def configure_engine(engine: Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # sqlite3 must not emit BEGIN itself: _sqlite_begin does
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+    _enable_wal(cursor)
+    cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL, much faster
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _enable_wal(cursor: Any, tries: int = 100) -> None:
+    """Switch a file to WAL (persistent, so only its first connection really switches). The switch
+    needs the file to itself and fails at once, busy_timeout or not, while another connection opens
+    the same new file: retry briefly, and stop as soon as someone else has switched it."""
+    import sqlite3
+
+    for attempt in range(tries):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() in ("wal", "memory"):
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(0.02)
+
+
+def _sqlite_begin(connection: Any) -> None:
+    write = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def lock_schema(connection: Connection) -> None:
+    """Serialise schema migrations: two sweeps starting on an empty database must not both create it.
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: the write transaction already holds the
+    file's write lock."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
+# ---- statements -----------------------------------------------------------------------------------
+def _insert(session: Session, table: Table) -> Any:
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # engine_options refuses other backends; this guards a hand-built session
+        raise StoreError(f"Unsupported database dialect '{name}'; use sqlite or postgresql.")
+    return insert(table)
+
+
+def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Insert `rows` in one executemany, skipping rows whose `keys` already exist (concurrency-safe)."""
+    if rows:
+        session.execute(_insert(session, table).on_conflict_do_nothing(index_elements=list(keys)), list(rows))
+
+
+def upsert(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str], update: Sequence[str]) -> None:
+    """Insert `rows` in one executemany; where `keys` exist, overwrite the `update` columns."""
+    if not rows:
+        return
+    stmt = _insert(session, table)
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in update})
+    session.execute(stmt, list(rows))
+
+
+def lock_rows(session: Session, stmt: Select[Any]) -> Select[Any]:
+    """Make a claim's SELECT lock what it reads until commit. PostgreSQL: row locks, skipping rows
+    another driver is claiming right now (it will take them; we move on to the next). SQLite: nothing
+    to add, the transaction already holds the file's write lock (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+def share_lock(session: Session, stmt: Select[Any]) -> Select[Any]:
+    """Keep the rows read unchanged until commit (an ownership check before writing). PostgreSQL:
+    FOR SHARE, so a concurrent claim skips the row. SQLite: the write lock is already held."""
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(read=True)
+    return stmt

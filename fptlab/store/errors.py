@@ -1,0 +1,10 @@
+"""The store's one error type (kept apart so every store module can raise it without import cycles)."""
+
+from __future__ import annotations
+
+from fptlab.errors import FptlabError
+
+
+class StoreError(FptlabError):
+    """The results database is unreachable, has the wrong schema, or refused an operation. The message
+    names the database with its password masked and says what to do."""

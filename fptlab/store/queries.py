@@ -1,0 +1,132 @@
+"""Reading the store back as plain Python data (dicts, tuples); `fptlab.store.results` turns these
+into pandas frames."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from fptlab.store.base import StoreBase, chunks
+from fptlab.store.errors import StoreError
+from fptlab.store.models import Artifact, Experiment, ExperimentTrial, Metric, Result, Trial, decode_float
+
+TRIAL_FIELDS = tuple(c.name for c in Trial.__table__.columns)
+
+
+class QueryOps(StoreBase):
+    def statuses(self, config_hashes: Sequence[str]) -> dict[str, str]:
+        """Status of each of `config_hashes` that exists (missing hashes are left out)."""
+        out: dict[str, str] = {}
+        with self.session() as session:
+            for part in chunks(list(config_hashes)):
+                rows = session.execute(select(Trial.config_hash, Trial.status).where(Trial.config_hash.in_(part)))
+                out.update((h, status) for h, status in rows)
+        return out
+
+    def trials(
+        self, status: str | Sequence[str] | None = None, where: dict[str, Any] | None = None, experiment: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Trials as plain dicts (every column; `config` parsed), filtered by status, by column values
+        (`where={"task": "bit_xor", "seed": 0}`) and by experiment name; ordered by id."""
+        query = select(Trial).order_by(Trial.id)
+        if status is not None:
+            query = query.where(Trial.status.in_([status] if isinstance(status, str) else list(status)))
+        for column, value in (where or {}).items():
+            if column not in TRIAL_FIELDS or column == "config":
+                raise StoreError(
+                    f"Cannot filter trials on '{column}'. Available: {', '.join(f for f in TRIAL_FIELDS if f != 'config')}."
+                )
+            query = query.where(getattr(Trial, column) == value)
+        with self.session() as session:
+            if experiment is not None:
+                query = query.join(ExperimentTrial, ExperimentTrial.trial_id == Trial.id).where(
+                    ExperimentTrial.experiment_id == self._experiment_id(session, experiment)
+                )
+            return [_trial_dict(t) for t in session.scalars(query)]
+
+    def results(self, config_hashes: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+        """Final results per trial: {config_hash: {key: value}} (all trials when no hashes given)."""
+        query = select(Trial.config_hash, Result.key, Result.value, Result.value_kind).join(Trial, Trial.id == Result.trial_id)
+        out: dict[str, dict[str, float]] = {}
+        for h, key, value, kind in self._rows_for(query, config_hashes):
+            out.setdefault(h, {})[key] = decode_float(value, kind)
+        return out
+
+    def curves(
+        self, config_hashes: Sequence[str] | None = None, keys: Sequence[str] | None = None
+    ) -> list[tuple[str, str, int, float]]:
+        """Per-step values as (config_hash, key, step, value) rows ordered by trial, key and step."""
+        query = select(Trial.config_hash, Metric.key, Metric.step, Metric.value, Metric.value_kind).join(
+            Trial, Trial.id == Metric.trial_id
+        )
+        if keys is not None:
+            query = query.where(Metric.key.in_(list(keys)))
+        query = query.order_by(Trial.config_hash, Metric.key, Metric.step)
+        rows = [(h, key, step, decode_float(value, kind)) for h, key, step, value, kind in self._rows_for(query, config_hashes)]
+        return sorted(rows, key=lambda r: (r[0], r[1], r[2])) if config_hashes is not None else rows
+
+    def artifacts(self, config_hash: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """A trial's artifacts as dicts (meta parsed), oldest first."""
+        with self.session() as session:
+            query = select(Artifact).where(Artifact.trial_id == self._trial_id(session, config_hash)).order_by(Artifact.id)
+            if kind is not None:
+                query = query.where(Artifact.kind == kind)
+            return [
+                {
+                    "id": a.id,
+                    "config_hash": config_hash,
+                    "kind": a.kind,
+                    "location": a.location,
+                    "meta": json.loads(a.meta),
+                    "created": a.created,
+                }
+                for a in session.scalars(query)
+            ]
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """Every experiment with its number of trials."""
+        n_trials = func.count(ExperimentTrial.trial_id)
+        query = select(Experiment, n_trials).outerjoin(ExperimentTrial).group_by(Experiment.id).order_by(Experiment.id)
+        with self.session() as session:
+            return [
+                {
+                    "id": e.id,
+                    "name": e.name,
+                    "description": e.description,
+                    "spec_hash": e.spec_hash,
+                    "created": e.created,
+                    "trials": n,
+                }
+                for e, n in session.execute(query)
+            ]
+
+    # ---- helpers --------------------------------------------------------------------------------
+    def _rows_for(self, query: Select[Any], config_hashes: Sequence[str] | None) -> list[Any]:
+        with self.session() as session:
+            if config_hashes is None:
+                return list(session.execute(query))
+            rows: list[Any] = []
+            for part in chunks(list(config_hashes)):
+                rows.extend(session.execute(query.where(Trial.config_hash.in_(part))))
+            return rows
+
+    def _experiment_id(self, session: Any, name: str) -> int:
+        found = session.scalar(select(Experiment.id).where(Experiment.name == name))
+        if found is None:
+            names = list(session.scalars(select(Experiment.name).order_by(Experiment.name)))
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise StoreError(
+                f"Unknown experiment '{name}' in '{self.masked_url}'.{hint} Available: {', '.join(names) or '(none yet)'}."
+            )
+        return found
+
+
+def _trial_dict(trial: Trial) -> dict[str, Any]:
+    out = {name: getattr(trial, name) for name in TRIAL_FIELDS}
+    out["config"] = json.loads(trial.config)
+    return out

@@ -1,0 +1,63 @@
+"""The Ray Tune trainable: one sweep cell = one `fptlab.train.train` call in a Ray worker.
+
+The worker never touches the database. It streams its records to the sweep driver through
+`tune.report`; the driver's `StoreCallback` writes them, so a SQLite file has exactly one writer.
+Records are batched (every `FLUSH_ROWS` metric rows, at each evaluation, and at the end) to keep
+Tune's per-report overhead off the training loop.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+FLUSH_ROWS = 200
+EVENT = "fpt_event"  # keys of the reported dicts
+ROWS = "fpt_rows"
+PAYLOAD = "fpt_payload"
+
+
+def _finite_or_str(value: float) -> Any:
+    # Tune results travel as JSON-ish dicts: keep NaN/inf explicit.
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+class TuneSink:
+    """A `fptlab.sinks.Sink` that reports batches of records to the Tune driver."""
+
+    def __init__(self, report: Any) -> None:
+        self._report = report
+        self._rows: list[tuple[int, str, Any]] = []
+
+    def _flush(self, event: str, payload: dict[str, Any] | None = None) -> None:
+        self._report({EVENT: event, ROWS: self._rows, PAYLOAD: payload or {}})
+        self._rows = []
+
+    def start(self, info: dict[str, Any]) -> None:
+        self._flush("start", {k: v for k, v in info.items() if k != "config"})
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        self._rows.extend((step, key, _finite_or_str(float(value))) for key, value in metrics.items())
+        if "test_accuracy" in metrics or len(self._rows) >= FLUSH_ROWS:
+            self._flush("log")
+
+    def finish(self, result: dict[str, Any]) -> None:
+        self._flush("finish", {k: _finite_or_str(v) if isinstance(v, float) else v for k, v in result.items()})
+
+
+def fpt_trainable(params: dict[str, Any]) -> None:
+    """Entry point Ray imports in its workers (it must live in the installed package)."""
+    from ray import tune
+
+    from fptlab.config import config_from_dict
+    from fptlab.train import train
+
+    cfg = config_from_dict(params["config"], origin=f"trial {params['config_hash']}")
+    if cfg.checkpoint_every == 0:
+        cfg = cfg.replace(checkpoint_every=cfg.eval_every)  # execution-only: resumable at every evaluation
+    sink = TuneSink(tune.report)
+    data_dir = Path(params["data_dir"]) if params.get("data_dir") else None
+    train(cfg, sink, data_dir=data_dir, checkpoint_path=Path(params["checkpoint_path"]), progress=False)
