@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,9 @@ class Cell:
     labels: dict[str, Any] = field(default_factory=dict)
 
 
-def new_owner() -> str:
-    """Driver identity: host, pid (so a dead local driver is recognised at once) and a nonce."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 def owner_is_dead_here(owner: str | None) -> bool:
-    """True when `owner` is a driver on this host whose process no longer exists."""
+    """True when `owner` (fptlab.store.new_owner_id: host:pid:nonce) is a driver on this host whose
+    process no longer exists."""
     if not owner or owner.count(":") < 2:
         return False
     host, pid, _ = owner.rsplit(":", 2)

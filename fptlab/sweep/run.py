@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fptlab.plan import resolve_config
-from fptlab.sweep.executor import FINISHED_STATUSES, Cell, SweepOptions, init_ray, new_owner, owner_is_dead_here
+from fptlab.store import new_owner_id
+from fptlab.sweep.executor import FINISHED_STATUSES, Cell, SweepOptions, init_ray, owner_is_dead_here
 
 
 @dataclass
@@ -70,7 +71,7 @@ def run_sweep(spec: Any, store: Any, opts: SweepOptions, *, show_progress: bool 
 
 
 def _run_on_ray(store: Any, todo: list[Cell], opts: SweepOptions, view: Any) -> tuple[dict[str, str], bool]:
-    owner, host = new_owner(), socket.gethostname()
+    owner, host = new_owner_id(), socket.gethostname()
     ray = init_ray(opts)
     from ray import tune
 

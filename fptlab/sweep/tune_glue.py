@@ -69,7 +69,7 @@ class StoreCallback(Callback):
             self.store.log_metrics(config_hash, rows)
         payload = result.get(PAYLOAD, {})
         if result.get(EVENT) == "start":
-            counts = {f"{k}": float(payload[k]) for k in ("trainable_params", "total_params") if k in payload}
+            counts = {k: float(payload[k]) for k in ("trainable_params", "total_params", "resumed_from") if k in payload}
             counts.update({f"params.{g}": float(n) for g, n in payload.get("params_by_group", {}).items()})
             self.store.record_start(
                 config_hash, self.owner, device=payload.get("device"), fptlab_version=payload.get("fptlab_version"), results=counts
