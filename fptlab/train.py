@@ -25,7 +25,7 @@ from fptlab.errors import IncompatibleError
 from fptlab.plan import resolve_config
 from fptlab.sinks import NullSink, Sink
 from fptlab.tasks import TASKS
-from fptlab.tasks.base import ArraySplit, TaskData
+from fptlab.tasks.base import ArraySplit, TaskData, data_fingerprint
 
 # Tags that keep the per-purpose random streams of one seed apart.
 EPOCH_TAG, AUGMENT_TAG, EVAL_TAG = 1, 2, 3
@@ -232,7 +232,7 @@ def train(
     sink.start({
         "config_hash": cfg.hash, "config": cfg.to_dict(), "device": str(device), "fptlab_version": __version__,
         "trainable_params": counts.trainable, "total_params": counts.total, "params_by_group": counts.by_group,
-        "resumed_from": start, "data": data.description,
+        "resumed_from": start, "data": data.description, "data_fingerprint": data_fingerprint(data),
     })
     status, stopped_early, step, t0 = "completed", False, start, time.perf_counter()
     bar = _Bar(progress, cfg, start)

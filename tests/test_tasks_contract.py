@@ -73,3 +73,16 @@ def test_eval_encoding_uses_no_randomness(name, data_dir):
 def test_resolve_leaves_no_auto(name, data_dir):
     cfg, _, _ = _load(name, data_dir)
     assert "auto" not in str(cfg.to_dict()[name].get("source", ""))
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_data_fingerprint_is_stable_and_sensitive(name, data_dir):
+    from fptlab.tasks.base import ArraySplit, data_fingerprint
+
+    _, _, a = _load(name, data_dir)
+    _, _, b = _load(name, data_dir)
+    assert data_fingerprint(a) == data_fingerprint(b) and len(data_fingerprint(a)) == 16
+    y = np.asarray(a.test.y).copy()
+    y.flat[0] = (y.flat[0] + 1) % a.spec.n_classes
+    a.test = ArraySplit(a.test.x, y)
+    assert data_fingerprint(a) != data_fingerprint(b)

@@ -72,7 +72,8 @@ class StoreCallback(Callback):
             counts = {k: float(payload[k]) for k in ("trainable_params", "total_params", "resumed_from") if k in payload}
             counts.update({f"params.{g}": float(n) for g, n in payload.get("params_by_group", {}).items()})
             self.store.record_start(
-                config_hash, self.owner, device=payload.get("device"), fptlab_version=payload.get("fptlab_version"), results=counts
+                config_hash, self.owner, device=payload.get("device"), fptlab_version=payload.get("fptlab_version"),
+                data_fingerprint=payload.get("data_fingerprint"), results=counts,
             )
         elif result.get(EVENT) == "finish":
             numbers = {k: _float(v) for k, v in payload.items() if isinstance(v, (int, float, str)) and k not in ("status", "device", "config_hash")}
@@ -96,7 +97,8 @@ class StoreCallback(Callback):
         if now - self._last_beat < self.opts.lease_seconds / 4:
             return
         self._last_beat = now
-        running = [self._hash(t) for t in trials if t.status == "RUNNING" and self._hash(t) not in self.finished]
+        # PENDING trials hold a claim too (Tune asks for the next cell before resources free up).
+        running = [self._hash(t) for t in trials if t.status in ("RUNNING", "PENDING") and self._hash(t) not in self.finished]
         if running:
             self.store.heartbeat(running, self.owner)
 

@@ -92,3 +92,22 @@ class Task:
 def data_rng(*parts: int) -> np.random.Generator:
     """A generator for data building, keyed by integers derived from the options."""
     return np.random.default_rng([DATA_SEED_TAG, *parts])
+
+
+def data_fingerprint(data: TaskData) -> str:
+    """A short digest of the data a run trained and evaluated on: the test split, and the train split
+    (or, for generated tasks, a fixed probe batch of the generator). Two runs with the same config hash
+    but different fingerprints saw different data (e.g. another release of a dataset)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    splits = [data.test]
+    if isinstance(data.train, ArraySplit):
+        splits.append(data.train)
+    else:
+        splits.append(ArraySplit(*data.train.sample(8, np.random.default_rng(DATA_SEED_TAG))))
+    for split in splits:
+        for array in (np.ascontiguousarray(split.x), np.ascontiguousarray(split.y)):
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
