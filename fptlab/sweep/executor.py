@@ -69,7 +69,10 @@ def init_ray(opts: SweepOptions) -> Any:
     )
     if opts.address:
         kwargs["address"] = opts.address
-    elif opts.num_cpus:
+    else:
+        # "local" always starts a private embedded Ray; without it ray.init() silently joins any
+        # cluster a `ray start` left running on this host.
+        kwargs["address"] = "local"
         kwargs["num_cpus"] = opts.num_cpus
     try:
         ray.init(**{k: v for k, v in kwargs.items() if v is not None})
