@@ -35,8 +35,7 @@ class RecordOps(StoreBase):
                     "value": stored,
                     "value_kind": kind,
                 }
-            keys, update = ["trial_id", "key", "step"], ["value", "value_kind"]
-            dialect.upsert(session, Metric.__table__, list(records.values()), keys, update)
+            dialect.upsert_metrics(session, Metric.__table__, trial_id, list(records.values()))
         return True
 
     def _owns(self, session: Session, trial_id: int, owner: str) -> bool:
