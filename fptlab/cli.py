@@ -118,8 +118,6 @@ def _pct(part: int, whole: int) -> str:
 
 
 def _print_summary(say: Any, s: dict[str, Any]) -> None:
-    from fptlab.config import RunConfig  # noqa: F401  (keeps the import graph honest for lazy loading)
-
     say(f"config hash   {s['config_hash']}")
     say("config        " + json.dumps(s["config"], sort_keys=True))
     spec = s["task_spec"]

@@ -17,8 +17,24 @@ def _store(db: str | None, *, create: bool) -> Any:
     from fptlab.store import Store
 
     store = Store(db)
+    if not create:
+        _require_existing_sqlite(store.url)
     store.ensure_schema(create_if_empty=create)
     return store
+
+
+def _require_existing_sqlite(url: str) -> None:
+    """Read-only commands must not leave an empty SQLite file behind when pointed at the wrong place."""
+    from sqlalchemy.engine import make_url
+
+    from fptlab.errors import FptlabError
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") and not Path(parsed.database).exists():
+        raise FptlabError(
+            f"No results database at {parsed.database}. Run a sweep first (fptlab sweep SPEC), or point --db / "
+            "$FPTLAB_DB at an existing database."
+        )
 
 
 def sweep(
@@ -97,7 +113,13 @@ def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:
     """Statuses from an existing database, without creating one (a dry run writes nothing)."""
     from fptlab.store import Store
 
+    from fptlab.errors import FptlabError
+
     store = Store(db)
+    try:
+        _require_existing_sqlite(store.url)
+    except FptlabError:
+        return {}  # no database yet: every cell is new
     if store.revision() is None:
         return {}
     store.check()

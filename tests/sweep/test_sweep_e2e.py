@@ -208,3 +208,13 @@ def test_malformed_spec_exits_1_and_writes_nothing(tmp_path, body, message):
     proc = run_sweep(spec, f"sqlite:///{db}", tmp_path)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not db.exists() and not (tmp_path / "runs").exists()
+
+
+def test_read_only_commands_create_no_database(tmp_path):
+    env = {**os.environ, "FPTLAB_OFFLINE": "1"}
+    spec = write_spec(tmp_path)
+    dry = subprocess.run([sys.executable, "-m", "fptlab.cli", "sweep", str(spec), "--dry-run"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert dry.returncode == 0 and "4 cells (0 already done)" in dry.stdout
+    status = subprocess.run([sys.executable, "-m", "fptlab.cli", "status"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert status.returncode == 1 and "No results database" in status.stderr
+    assert not (tmp_path / "fptlab.db").exists()
