@@ -111,9 +111,8 @@ def _print_plan(spec: Any, cells: list, db: str | None) -> None:
 
 def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:
     """Statuses from an existing database, without creating one (a dry run writes nothing)."""
-    from fptlab.store import Store
-
     from fptlab.errors import FptlabError
+    from fptlab.store import Store
 
     store = Store(db)
     try:
