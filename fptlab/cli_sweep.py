@@ -49,6 +49,7 @@ def sweep(
     storage: Annotated[Path, typer.Option("--storage", help="Folder for checkpoints and Ray Tune files (shared storage on a cluster).")] = Path("fptlab-runs"),
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Dataset folder [default: $FPTLAB_DATA or ~/.cache/fptlab/data].")] = None,
     num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs for embedded Ray [default: all].")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Give failed cells whose retries are used up a fresh set of attempts.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and which are already done; run nothing, write nothing.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress view on stderr.")] = True,
 ) -> None:
@@ -62,43 +63,56 @@ def sweep(
         from fptlab.sweep.run import prepare_cells
 
         loaded = load_spec(spec)
+        data_dir = data_dir.absolute() if data_dir else None  # Ray workers may run elsewhere
+        cells = prepare_cells(loaded, data_dir)  # before any database exists: a bad cell writes nothing
         if dry_run:
-            _print_plan(loaded, prepare_cells(loaded, data_dir), db)
+            _print_plan(loaded, cells, db)
             return
         opts = SweepOptions(
             address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
-            retries=retries, lease_seconds=lease, storage=storage, data_dir=data_dir, num_cpus=num_cpus,
+            retries=retries, lease_seconds=lease, storage=storage.absolute(), data_dir=data_dir, num_cpus=num_cpus,
         )
-        _run(loaded, _store(db, create=True), opts, progress)
+        store = _store(db, create=True)
+        if retry_failed:
+            store.requeue([c.config_hash for c in cells], ("failed",))
+        _run(loaded, cells, store, opts, progress)
 
 
-def _run(spec: Any, store: Any, opts: Any, progress: bool) -> None:
+def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool) -> None:
     from fptlab.sweep.run import run_sweep
 
-    outcome = run_sweep(spec, store, opts, show_progress=progress)
-    failed = sorted(h for h, s in outcome.ran.items() if s == "failed")
-    typer.echo(
-        f"sweep '{spec.name}': {outcome.cells} cells, {outcome.skipped} already done, {len(outcome.ran)} run now"
-        + (f", {len(failed)} failed" if failed else "")
-    )
-    _print_summary(store, spec)
+    outcome = run_sweep(spec, store, opts, cells=cells, show_progress=progress)
+    typer.echo(f"sweep '{spec.name}': {outcome.cells} cells, {outcome.skipped} already done, {len(outcome.ran)} run now")
+    _print_summary(store, cells)
     if outcome.interrupted:
         typer.echo("interrupted: running trials were marked 'interrupted'; run the same command again to resume them.", err=True)
         raise typer.Exit(130)
-    if failed:
-        typer.echo(f"failed trials: {', '.join(failed)}; see `fptlab trials --status failed`.", err=True)
+    statuses = store.statuses([c.config_hash for c in cells])
+    unfinished = {h: s for h, s in statuses.items() if s not in ("completed", "diverged")}
+    if unfinished:
+        listed = ", ".join(f"{h} ({s})" for h, s in sorted(unfinished.items()))
+        typer.echo(
+            f"{len(unfinished)} cell(s) not finished: {listed}. See `fptlab trials --status failed`; run again with "
+            "--retry-failed to give failed cells new attempts.",
+            err=True,
+        )
         raise typer.Exit(1)
 
 
-def _print_summary(store: Any, spec: Any) -> None:
+def _print_summary(store: Any, cells: list) -> None:
+    """Mean ± std over seeds for this spec's cells, grouped by its own axes (all but the seed)."""
     from fptlab.report.summary import render_summary, summary_frame
     from fptlab.store.results import curves_frame, trials_frame
 
-    trials = trials_frame(store, experiment=spec.name)
+    hashes = {c.config_hash for c in cells}
+    trials = trials_frame(store)
+    trials = trials[trials["config_hash"].isin(hashes)]
     if trials.empty:
         return
+    axes = [k for k in cells[0].labels if k != "seed" and k in trials.columns]
+    by = tuple(dict.fromkeys(["task", "init", *axes]))
     curves = curves_frame(store, list(trials["config_hash"]), keys=["test_accuracy"])
-    typer.echo(render_summary(summary_frame(trials, curves)))
+    typer.echo(render_summary(summary_frame(trials, curves, by=by)))
 
 
 def _print_plan(spec: Any, cells: list, db: str | None) -> None:
@@ -125,7 +139,12 @@ def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:
     return store.statuses(hashes)
 
 
-def status(spec: Annotated[Path | None, typer.Argument(help="Only this spec's cells.")] = None, db: DbOpt = None) -> None:
+def status(
+    spec: Annotated[Path | None, typer.Argument(help="Only this spec's cells.")] = None,
+    db: DbOpt = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="The dataset folder the sweep used (cells' hashes depend on resolved data sources).")] = None,
+    lease: Annotated[float, typer.Option("--lease", help="The sweep's --lease: running trials silent for longer are reported stale.")] = 120.0,
+) -> None:
     """Counts of trials by status (all, or one spec's cells), and running trials whose lease expired."""
     from fptlab.cli import user_errors
 
@@ -135,7 +154,7 @@ def status(spec: Annotated[Path | None, typer.Argument(help="Only this spec's ce
             from fptlab.sweep import load_spec
             from fptlab.sweep.run import prepare_cells
 
-            hashes = [c.config_hash for c in prepare_cells(load_spec(spec), None)]
+            hashes = [c.config_hash for c in prepare_cells(load_spec(spec), data_dir.absolute() if data_dir else None)]
             statuses = store.statuses(hashes)
             counts = {"not started": len(hashes) - len(statuses)}
         else:
@@ -145,10 +164,10 @@ def status(spec: Annotated[Path | None, typer.Argument(help="Only this spec's ce
             counts[s] = counts.get(s, 0) + 1
         for name, n in sorted(counts.items()):
             typer.echo(f"{name:<12} {n}")
-        _print_stale(store, set(statuses))
+        _print_stale(store, set(statuses), lease)
 
 
-def _print_stale(store: Any, hashes: set[str]) -> None:
+def _print_stale(store: Any, hashes: set[str], lease: float) -> None:
     from datetime import timedelta
 
     from fptlab.sweep.executor import owner_is_dead_here
@@ -160,7 +179,7 @@ def _print_stale(store: Any, hashes: set[str]) -> None:
         beat = t.get("heartbeat")
         age = (now - beat) if beat else timedelta(0)
         dead = owner_is_dead_here(t.get("owner"))
-        if dead or age > timedelta(seconds=60):
+        if dead or age > timedelta(seconds=lease):
             why = "driver process is gone" if dead else f"no heartbeat for {age.total_seconds():.0f} s"
             typer.echo(f"stale        {t['config_hash']} ({why}; the next sweep reclaims it)")
 
@@ -245,6 +264,7 @@ def db_check(db: DbOpt = None) -> None:
         from fptlab.store import Store
 
         store = Store(db)
+        _require_existing_sqlite(store.url)
         store.check()
         typer.echo(f"{store.masked_url}: ok, schema at {store.revision()}")
 

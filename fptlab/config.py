@@ -12,14 +12,14 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
-
-import tomllib
 
 from fptlab.errors import ConfigError
 
@@ -110,6 +110,8 @@ def config_from_dict(raw: Mapping[str, Any], *, origin: str = "config") -> RunCo
             options_raw = value
         elif key in top:
             kwargs[key] = coerce(value, _hints(RunConfig)[key], key)
+            if key == "train":
+                kwargs[key] = canonical_groups(kwargs[key])
         else:
             raise ConfigError(_unknown_key(origin, key, list(top) + [task_name]))
     kwargs["task_options"] = build_dataclass(task.Options, options_raw, prefix=f"{task_name}.", origin=origin)
@@ -134,6 +136,15 @@ def build_dataclass(cls: type, raw: Mapping[str, Any], *, prefix: str, origin: s
     return obj
 
 
+def canonical_groups(groups: tuple[str, ...]) -> tuple[str, ...]:
+    """A set of trainable groups in one canonical order (the paper's first), duplicates dropped, so
+    `input,output` and `output,input` are the same experiment and hash the same."""
+    from fptlab.backbones.base import ALL_GROUPS
+
+    known = [g for g in ALL_GROUPS if g in groups]
+    return tuple(known + sorted(set(groups) - set(ALL_GROUPS)))  # unknown names are reported later
+
+
 def validate(cfg: RunConfig) -> None:
     positive = ("batch_size", "steps", "eval_every", "eval_batch_size")
     for key in positive:
@@ -146,6 +157,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"'micro_batch_size' must be a positive integer or none, got {cfg.micro_batch_size}.")
     if not cfg.lr > 0:
         raise ConfigError(f"'lr' must be > 0, got {cfg.lr}.")
+    for key in ("weight_decay", "grad_clip"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"'{key}' must be >= 0, got {getattr(cfg, key)} (grad_clip = 0 disables clipping).")
     if not 0 <= cfg.dropout < 1:
         raise ConfigError(f"'dropout' must be in [0, 1), got {cfg.dropout}.")
     if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
@@ -195,6 +209,8 @@ def coerce(value: Any, typ: Any, path: str) -> Any:
         raise ConfigError(f"'{path}' must be an integer, got {value!r}.")
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"'{path}' must be a finite number, got {value!r}.")
             return float(value)
         raise ConfigError(f"'{path}' must be a number, got {value!r}.")
     if typ is str:

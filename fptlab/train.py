@@ -20,6 +20,7 @@ import numpy as np
 
 from fptlab import __version__
 from fptlab.backbones import BACKBONES
+from fptlab.checkpoint import load_checkpoint, save_checkpoint
 from fptlab.config import RunConfig
 from fptlab.errors import IncompatibleError
 from fptlab.plan import resolve_config
@@ -197,6 +198,8 @@ class LoopState:
     window_steps: int = 0
     train_loss: float = math.nan
     train_accuracy: float = math.nan
+    finished: str = ""  # set in the final checkpoint: the run already ended with this status
+    stopped_early: bool = False
 
 
 def train(
@@ -207,10 +210,9 @@ def train(
     checkpoint_path: Path | None = None,
     progress: bool = False,
 ) -> RunResult:
-    """Run one configuration to completion (or divergence). Resumes from `checkpoint_path` if it exists."""
-
+    """Run one configuration to completion (or divergence). Resumes from `checkpoint_path` if it exists;
+    a checkpoint of a run that already ended returns that run's result without training."""
     from fptlab.assets import data_dir as default_data_dir
-    from fptlab.checkpoint import load_checkpoint, save_checkpoint
     from fptlab.model import apply_trainable, build_model, count_parameters
 
     sink = sink or NullSink()
@@ -228,38 +230,24 @@ def train(
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         start, loop = load_checkpoint(Path(checkpoint_path), config_hash=cfg.hash, model=model, optimizer=optimizer)
         state = LoopState(**loop)
-    order = BatchOrder(len(data.train), cfg.seed) if isinstance(data.train, ArraySplit) else None
     sink.start({
         "config_hash": cfg.hash, "config": cfg.to_dict(), "device": str(device), "fptlab_version": __version__,
         "trainable_params": counts.trainable, "total_params": counts.total, "params_by_group": counts.by_group,
         "resumed_from": start, "data": data.description, "data_fingerprint": data_fingerprint(data),
     })
-    status, stopped_early, step, t0 = "completed", False, start, time.perf_counter()
-    bar = _Bar(progress, cfg, start)
-    model.train()
-    for step in range(start + 1, cfg.steps + 1):
-        x, y = train_batch(data, order, step, cfg)
-        loss, acc, norm = train_step(model, optimizer, params, x, y, cfg, device)
-        metrics = {"train_loss": loss, "train_accuracy": acc, "grad_norm": norm}
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            sink.log(step, metrics)
-            status = "diverged"
-            break
-        state.window_loss += loss
-        state.window_accuracy += acc
-        state.window_steps += 1
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            metrics.update(_evaluate_into(state, model, data, cfg, device, step))
-            stopped_early = cfg.target_accuracy is not None and state.test_accuracy >= cfg.target_accuracy
-        sink.log(step, metrics)
-        bar.advance(state)
-        if checkpoint_path is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            save_checkpoint(Path(checkpoint_path), config_hash=cfg.hash, step=step, model=model, optimizer=optimizer, loop_state=asdict(state))
-        if stopped_early:
-            break
-    bar.close()
+    t0 = time.perf_counter()
+    ckpt = Path(checkpoint_path) if checkpoint_path is not None and cfg.checkpoint_every else None
+    if state.finished:  # the final checkpoint of a run that already ended: report it, train nothing
+        status, stopped_early, done = state.finished, state.stopped_early, start
+    else:
+        bar = _Bar(progress, cfg, start)
+        steps = _Steps(cfg, data, model, optimizer, params, device, sink, bar, ckpt)
+        status, stopped_early, done = steps.run(state, start)
+        bar.close()
+        if ckpt is not None:  # so that running the same config again resumes to "done", exactly
+            state.finished, state.stopped_early = status, stopped_early
+            save_checkpoint(ckpt, config_hash=cfg.hash, step=done, model=model, optimizer=optimizer, loop_state=asdict(state))
     wall = time.perf_counter() - t0
-    done = step if status == "completed" else step - 1
     result = RunResult(
         config_hash=cfg.hash, status=status, steps=done, test_accuracy=state.test_accuracy, test_loss=state.test_loss,
         best_test_accuracy=state.best_test_accuracy, train_accuracy=state.train_accuracy, train_loss=state.train_loss,
@@ -269,6 +257,51 @@ def train(
     )
     sink.finish({k: v for k, v in result.as_dict().items() if k != "config"})
     return result
+
+
+@dataclass
+class _Steps:
+    """The training loop proper: steps, evaluations, checkpoints; stops on divergence or target."""
+
+    cfg: RunConfig
+    data: TaskData
+    model: Any
+    optimizer: Any
+    params: list
+    device: Any
+    sink: Any
+    bar: Any
+    checkpoint: Path | None
+
+    def run(self, state: LoopState, start: int) -> tuple[str, bool, int]:
+        """Returns (status, stopped early?, last step whose update was applied)."""
+        cfg = self.cfg
+        order = BatchOrder(len(self.data.train), cfg.seed) if isinstance(self.data.train, ArraySplit) else None
+        self.model.train()
+        done = start
+        for step in range(start + 1, cfg.steps + 1):
+            x, y = train_batch(self.data, order, step, cfg)
+            loss, acc, norm = train_step(self.model, self.optimizer, self.params, x, y, cfg, self.device)
+            metrics = {"train_loss": loss, "train_accuracy": acc, "grad_norm": norm}
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                self.sink.log(step, metrics)
+                return "diverged", False, done
+            done = step
+            state.window_loss += loss
+            state.window_accuracy += acc
+            state.window_steps += 1
+            stopped_early = False
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                metrics.update(_evaluate_into(state, self.model, self.data, cfg, self.device, step))
+                stopped_early = cfg.target_accuracy is not None and state.test_accuracy >= cfg.target_accuracy
+            self.sink.log(step, metrics)
+            self.bar.advance(state)
+            if self.checkpoint is not None and step % cfg.checkpoint_every == 0:
+                save_checkpoint(self.checkpoint, config_hash=cfg.hash, step=step, model=self.model, optimizer=self.optimizer,
+                                loop_state=asdict(state))
+            if stopped_early:
+                return "completed", True, done
+        return "completed", False, done
 
 
 def _evaluate_into(state: LoopState, model: Any, data: TaskData, cfg: RunConfig, device: Any, step: int) -> dict[str, float]:

@@ -123,3 +123,15 @@ def test_every_task_trains_end_to_end(task, data_dir, tmp_path):
 def test_bf16_autocast_step_is_finite(data_dir):
     result = train(tiny(precision="bf16", steps=2, eval_every=2), data_dir=data_dir)
     assert math.isfinite(result.test_loss) and result.status == "completed"
+
+
+def test_rerun_of_a_finished_run_trains_nothing(data_dir, tmp_path):
+    cfg = tiny(target_accuracy=0.01, steps=30, checkpoint_every=3)
+    first = train(cfg, data_dir=data_dir, checkpoint_path=tmp_path / "c.pt")
+    again = train(cfg, data_dir=data_dir, checkpoint_path=tmp_path / "c.pt")
+    assert first.stopped_early and first.steps == 3
+    assert (again.steps, again.stopped_early, again.test_accuracy, again.resumed_from) == (3, True, first.test_accuracy, 3)
+
+
+def test_train_groups_in_any_order_hash_the_same():
+    assert tiny(train=["output", "input"]).hash == tiny(train=["input", "output", "input"]).hash

@@ -39,13 +39,17 @@ def summary_frame(trials: Any, curves: Any, by: tuple[str, ...] = ("task", "init
 
 
 def render_summary(frame: Any) -> str:
-    """Plain-text table: task, init, mean ± std (n), steps to 99%."""
+    """Plain-text table: the group columns, mean ± std (n), steps to 99% of the final accuracy."""
     if frame.empty:
         return "no finished trials to summarise"
-    lines = [f"{'task':<16} {'init':<11} {'test accuracy':>22} {'steps to 99% of final':>22}"]
-    for row in frame.itertuples(index=False):
+    stats = ("n", "test_acc_mean", "test_acc_std", "steps_to_99")
+    groups = [c for c in frame.columns if c not in stats]
+    rows = [[str(v) for v in row] for row in frame[groups].itertuples(index=False)]
+    widths = [max(len(g), *(len(r[i]) for r in rows)) for i, g in enumerate(groups)]
+    lines = ["  ".join(g.ljust(w) for g, w in zip(groups, widths)) + f"  {'test accuracy':>22}  {'steps to 99% of final':>22}"]
+    for cells, row in zip(rows, frame.itertuples(index=False)):
         std = 0.0 if math.isnan(row.test_acc_std) else row.test_acc_std
         acc = f"{row.test_acc_mean:.3f} ± {std:.3f} (n={row.n})"
         steps = "-" if math.isnan(row.steps_to_99) else f"{row.steps_to_99:.0f}"
-        lines.append(f"{row.task:<16} {row.init:<11} {acc:>22} {steps:>22}")
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)) + f"  {acc:>22}  {steps:>22}")
     return "\n".join(lines)

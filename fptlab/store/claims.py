@@ -6,7 +6,8 @@ read: on PostgreSQL a row lock (`SELECT ... FOR UPDATE SKIP LOCKED`: a row anoth
 is skipped, not waited for); on SQLite the file's write lock (`BEGIN IMMEDIATE`, see `dialect`).
 No second claimer can see the row as claimable until the first has committed it as running.
 
-Claimable: `queued`; `failed`/`interrupted` with attempts < max_attempts; `running` whose heartbeat
+Claimable: `queued`; `failed` with attempts < max_attempts; `interrupted` always (Ctrl-C or a driver
+known dead is not the trial's fault: it resumes from its checkpoint); `running` whose heartbeat
 is older than the lease (its driver died) with attempts < max_attempts. A dead driver's trial that
 has used up its attempts is marked failed instead of staying "running" forever. `completed` and
 `diverged` are final.
@@ -28,8 +29,6 @@ from fptlab.store import dialect
 from fptlab.store.base import StoreBase, chunks
 from fptlab.store.errors import StoreError
 from fptlab.store.models import FINAL_STATUSES, Result, Trial, encode_float
-
-RETRYABLE = ("failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,10 @@ def _claimable(now: datetime, lease_seconds: float, max_attempts: int) -> Column
     stale = now - timedelta(seconds=lease_seconds)
     return or_(
         Trial.status == "queued",
-        and_(Trial.status.in_(RETRYABLE), Trial.attempts < max_attempts),
+        # An interrupted trial (Ctrl-C, a driver that died on this host) was not the trial's fault:
+        # it is always claimable again and resumes from its checkpoint. Failures count attempts.
+        Trial.status == "interrupted",
+        and_(Trial.status == "failed", Trial.attempts < max_attempts),
         and_(Trial.status == "running", or_(Trial.heartbeat.is_(None), Trial.heartbeat < stale)),
     )
 

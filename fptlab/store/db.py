@@ -89,7 +89,7 @@ class Store(ClaimOps, RecordOps, QueryOps):
             dialect.insert_ignore(session, ExperimentTrial.__table__, links, ["experiment_id", "trial_id"])
 
     def requeue(self, config_hashes: Sequence[str], statuses: Sequence[str] = ("failed", "interrupted")) -> int:
-        """Put trials in `statuses` back in the queue with their attempts reset (`fptlab sweep --retry`)."""
+        """Put trials in `statuses` back in the queue with their attempts reset (`fptlab sweep --retry-failed`)."""
         n = 0
         with self.session(write=True) as session:
             for part in chunks(list(config_hashes)):

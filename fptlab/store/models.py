@@ -13,7 +13,7 @@ tables needing the same cell reuse one run. Floats are stored with an explicit k
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -34,7 +34,7 @@ NAMING = {  # deterministic constraint names: Alembic's batch mode on SQLite nee
 
 def utcnow() -> datetime:
     """Naive UTC: the same on SQLite (no time zones) and PostgreSQL (`timestamp without time zone`)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def encode_float(value: float) -> tuple[float | None, str]:

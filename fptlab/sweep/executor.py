@@ -64,8 +64,10 @@ def init_ray(opts: SweepOptions) -> Any:
     import ray
 
     env = {k: v for k, v in os.environ.items() if k in ("FPTLAB_OFFLINE", "HF_HUB_OFFLINE", "FPTLAB_DATA", "HF_HOME")}
+    # Keep trials in the driver's working directory, so relative paths in configs mean the same there.
+    env["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     kwargs: dict[str, Any] = dict(
-        include_dashboard=False, log_to_driver=False, logging_level="ERROR", runtime_env={"env_vars": env} if env else None,
+        include_dashboard=False, log_to_driver=False, logging_level="ERROR", runtime_env={"env_vars": env},
     )
     if opts.address:
         kwargs["address"] = opts.address

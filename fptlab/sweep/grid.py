@@ -74,12 +74,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from fptlab.config import RunConfig, config_from_dict
 from fptlab.errors import ConfigError, FptlabError

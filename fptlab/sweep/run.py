@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from fptlab.errors import FptlabError
 from fptlab.plan import resolve_config
 from fptlab.store import new_owner_id
 from fptlab.sweep.executor import FINISHED_STATUSES, Cell, SweepOptions, init_ray, owner_is_dead_here
@@ -20,12 +21,16 @@ class SweepOutcome:
 
 
 def prepare_cells(spec: Any, data_dir: Any) -> list[Cell]:
-    """Resolve every cell's config here (data sources), so hashes name what will really run."""
-    out = []
+    """Resolve every cell's config here (data sources), so hashes name what will really run. Cells
+    that resolve to the same config are run once."""
+    out: dict[str, Cell] = {}
     for cell in spec.cells:
-        cfg = resolve_config(cell.config, data_dir)
-        out.append(Cell(cfg.hash, cfg.to_dict(), dict(cell.labels)))
-    return out
+        try:
+            cfg = resolve_config(cell.config, data_dir)
+        except FptlabError as e:
+            raise type(e)(f"{spec.origin}: cell {cell.label}: {e}") from None
+        out.setdefault(cfg.hash, Cell(cfg.hash, cfg.to_dict(), dict(cell.labels)))
+    return list(out.values())
 
 
 def register(store: Any, spec: Any, cells: list[Cell]) -> None:
@@ -51,10 +56,10 @@ def reclaim_dead_local_drivers(store: Any) -> int:
     return len(owners)
 
 
-def run_sweep(spec: Any, store: Any, opts: SweepOptions, *, show_progress: bool = True) -> SweepOutcome:
+def run_sweep(spec: Any, store: Any, opts: SweepOptions, *, cells: list[Cell] | None = None, show_progress: bool = True) -> SweepOutcome:
     from fptlab.sweep.view import SweepView
 
-    cells = prepare_cells(spec, opts.data_dir)
+    cells = cells if cells is not None else prepare_cells(spec, opts.data_dir)
     register(store, spec, cells)
     reclaim_dead_local_drivers(store)
     statuses = store.statuses([c.config_hash for c in cells])

@@ -66,7 +66,8 @@ class StoreCallback(Callback):
         config_hash = self._hash(trial)
         rows = [(int(step), key, _float(value)) for step, key, value in result.get(ROWS, [])]
         if rows:
-            self.store.log_metrics(config_hash, rows)
+            # owner=: once another driver has taken this cell over, our worker's values are dropped.
+            self.store.log_metrics(config_hash, rows, owner=self.owner)
         payload = result.get(PAYLOAD, {})
         if result.get(EVENT) == "start":
             counts = {k: float(payload[k]) for k in ("trainable_params", "total_params", "resumed_from") if k in payload}

@@ -92,7 +92,14 @@ def batches_present(root: Path) -> bool:
 
 
 def fetch(root: Path) -> None:
-    """Download the official archive into `root`, extract `cifar-10-batches-py/`, drop the archive."""
+    """Download the official archive into `root`, extract `cifar-10-batches-py/`, drop the archive.
+    Trials fetching at once take turns; the later ones find the batches in place."""
+    with assets.file_lock(root / BATCH_DIR):
+        if not batches_present(root):
+            _fetch_unlocked(root)
+
+
+def _fetch_unlocked(root: Path) -> None:
     what = "CIFAR-10 (cifar-10-python.tar.gz)"
     archive = assets.download(CIFAR_URL, root / ARCHIVE, what=what, how_to_get=how_to_get(root))
     staging = root / ".extracting"

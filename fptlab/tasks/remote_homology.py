@@ -128,6 +128,13 @@ def _lmdb_available() -> bool:
 def fetch(opts: RemoteHomologyOptions, data_dir: Path) -> Path:
     """Download TAPE's archive (LMDB when `lmdb` is installed, else JSON) and extract it safely."""
     data_dir = Path(data_dir)
+    with assets.file_lock(default_root(data_dir)):  # trials fetching at once take turns
+        if find_root(opts, data_dir) is not None:
+            return default_root(data_dir)
+        return _fetch_unlocked(opts, data_dir)
+
+
+def _fetch_unlocked(opts: RemoteHomologyOptions, data_dir: Path) -> Path:
     variant = "lmdb" if _lmdb_available() else "json"
     url, md5 = ARCHIVES[variant]
     archive = data_dir / f"remote_homology_{variant}.tar.gz"

@@ -97,6 +97,15 @@ def test_release_interrupts_only_the_owners_running_trials(store: Store) -> None
     assert claim.attempt == 2 and claim.previous_status == "interrupted"
 
 
+def test_interrupted_trials_stay_claimable_whatever_their_attempts(store: Store) -> None:
+    (h,) = add_cells(store, 1)
+    for attempt in (1, 2, 3):  # three Ctrl-Cs in a row with max_attempts=2: still resumable
+        claim = take(store, h, max_attempts=2)
+        assert claim is not None and claim.attempt == attempt
+        assert store.release("A") == 1
+    assert store.statuses([h]) == {h: "interrupted"}
+
+
 def test_finish_and_release_validate_status(store: Store) -> None:
     (h,) = add_cells(store, 1)
     take(store, h)

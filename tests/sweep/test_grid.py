@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from fptlab.config import apply_overrides, config_from_dict
 from fptlab.sweep import expand, load_spec, spec_from_dict
