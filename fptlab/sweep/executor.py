@@ -36,9 +36,18 @@ class SweepOptions:
 
 @dataclass
 class Cell:
-    config_hash: str
-    config: dict[str, Any]
+    """A spec cell resolved here: its RunConfig (sources resolved), hash, config dict and axis labels."""
+
+    run_config: Any  # fptlab.config.RunConfig
     labels: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_hash(self) -> str:
+        return self.run_config.hash
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.run_config.to_dict()
 
 
 def owner_is_dead_here(owner: str | None) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 from fptlab.errors import FptlabError
 from fptlab.plan import resolve_config
-from fptlab.store import new_owner_id
+from fptlab.store import new_owner_id, trial_cell
 from fptlab.sweep.executor import FINISHED_STATUSES, Cell, SweepOptions, init_ray, owner_is_dead_here
 
 
@@ -29,23 +29,13 @@ def prepare_cells(spec: Any, data_dir: Any) -> list[Cell]:
             cfg = resolve_config(cell.config, data_dir)
         except FptlabError as e:
             raise type(e)(f"{spec.origin}: cell {cell.label}: {e}") from None
-        out.setdefault(cfg.hash, Cell(cfg.hash, cfg.to_dict(), dict(cell.labels)))
+        out.setdefault(cfg.hash, Cell(cfg, dict(cell.labels)))
     return list(out.values())
 
 
 def register(store: Any, spec: Any, cells: list[Cell]) -> None:
     experiment_id = store.upsert_experiment(spec.name, spec.description, spec.text, spec.hash)
-    rows = []
-    for c in cells:
-        filters = {k: c.config[k] for k in ("task", "backbone", "init", "seed")}
-        rows.append((c.config_hash, _canonical(c.config), filters))
-    store.add_trials(experiment_id, rows)
-
-
-def _canonical(config: dict) -> str:
-    from fptlab.config import config_from_dict
-
-    return config_from_dict(config).canonical_json()
+    store.add_trials(experiment_id, [trial_cell(c.run_config) for c in cells])
 
 
 def reclaim_dead_local_drivers(store: Any) -> int:
