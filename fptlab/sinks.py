@@ -32,8 +32,8 @@ class NullSink:
         pass
 
 
-def _json_value(v: Any) -> Any:
-    # JSON has no NaN/inf: keep them explicit as strings rather than silently dropping them.
+def jsonable_float(v: Any) -> Any:
+    """JSON has no NaN/inf: keep them explicit as "nan" / "inf" / "-inf" rather than dropping them."""
     if isinstance(v, float) and not math.isfinite(v):
         return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     return v
@@ -49,7 +49,7 @@ class JsonlSink:
         self._fh = open(self.path, "a", buffering=1)
 
     def _write(self, record: dict[str, Any]) -> None:
-        record = {k: _json_value(v) for k, v in record.items()}
+        record = {k: jsonable_float(v) for k, v in record.items()}
         self._fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
 
     def start(self, info: dict[str, Any]) -> None:

@@ -8,21 +8,15 @@ Tune's per-report overhead off the training loop.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
+
+from fptlab.sinks import jsonable_float
 
 FLUSH_ROWS = 200
 EVENT = "fpt_event"  # keys of the reported dicts
 ROWS = "fpt_rows"
 PAYLOAD = "fpt_payload"
-
-
-def _finite_or_str(value: float) -> Any:
-    # Tune results travel as JSON-ish dicts: keep NaN/inf explicit.
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
 
 
 class TuneSink:
@@ -40,12 +34,12 @@ class TuneSink:
         self._flush("start", {k: v for k, v in info.items() if k != "config"})
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        self._rows.extend((step, key, _finite_or_str(float(value))) for key, value in metrics.items())
+        self._rows.extend((step, key, jsonable_float(float(value))) for key, value in metrics.items())
         if "test_accuracy" in metrics or len(self._rows) >= FLUSH_ROWS:
             self._flush("log")
 
     def finish(self, result: dict[str, Any]) -> None:
-        self._flush("finish", {k: _finite_or_str(v) if isinstance(v, float) else v for k, v in result.items()})
+        self._flush("finish", {k: jsonable_float(v) for k, v in result.items()})
 
 
 def fpt_trainable(params: dict[str, Any]) -> None:
