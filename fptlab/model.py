@@ -62,6 +62,7 @@ def build_model(task: TaskSpec, backbone: str, init: str, weights: str, dropout:
             f"Backbone '{backbone}' has no pretrained weights (it exists for fast tests). "
             "Use --init random, or a full-size backbone (see `fptlab ls backbones`)."
         )
+    spec.check_length(task.seq_len)
     if meta:
         with torch.device("meta"):
             body = spec.build(spec, "random", weights, task.seq_len)

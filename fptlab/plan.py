@@ -43,12 +43,7 @@ def check_compatible(cfg: RunConfig, spec: TaskSpec) -> None:
             f"Task '{cfg.task}' gives dense {spec.input_dim}-dim vectors, but input_layer = \"embedding\" needs token "
             "ids (tasks like listops, peptides). Use input_layer = \"linear\" or \"auto\"."
         )
-    if backbone.max_positions is not None and spec.seq_len > backbone.max_positions:
-        raise IncompatibleError(
-            f"Task '{cfg.task}' has sequences of {spec.seq_len} tokens but backbone '{cfg.backbone}' has "
-            f"{backbone.max_positions} positions. Shorten the task (see `{cfg.task}.*` options) or use a backbone "
-            "with more positions (gpt2: 1024)."
-        )
+    backbone.check_length(spec.seq_len, task=cfg.task)
     if cfg.init == "pretrained" and not backbone.has_pretrained:
         raise IncompatibleError(
             f"Backbone '{cfg.backbone}' has no pretrained weights (it is a tiny variant for tests). "

@@ -36,6 +36,18 @@ class BackboneSpec:
     def has_pretrained(self) -> bool:
         return self.default_weights is not None
 
+    def check_length(self, seq_len: int, task: str | None = None) -> None:
+        """Raise IncompatibleError when a task's sequences exceed this backbone's learned positions."""
+        if self.max_positions is None or seq_len <= self.max_positions:
+            return
+        from fptlab.errors import IncompatibleError
+
+        who, options = (f"Task '{task}'", f"`{task}.*` options") if task else ("The task", "its length options")
+        raise IncompatibleError(
+            f"{who} has sequences of {seq_len} tokens but backbone '{self.name}' has {self.max_positions} positions. "
+            f"Shorten the task (see {options}) or use a backbone with more positions (gpt2: 1024)."
+        )
+
     def group_of(self, param_name: str) -> list[str]:
         """All groups whose regex matches `param_name` (a correct declaration yields exactly one)."""
         return [group for group, pattern in self.groups if re.search(pattern, param_name)]

@@ -11,7 +11,7 @@ from typing import Any
 
 from fptlab.backbones import BACKBONES
 from fptlab.backbones.base import BackboneSpec
-from fptlab.backbones.hf import check_length, import_transformers, load_pretrained, shrink_positions, wrap_body
+from fptlab.backbones.hf import import_transformers, load_pretrained, shrink_positions, wrap_body
 
 GROUPS = (
     ("embeddings", r"(^|\.)wte\."),
@@ -34,7 +34,6 @@ SIZES: dict[str, tuple[int, int, int, str | None, int]] = {
 
 def build(spec: BackboneSpec, init: str, weights: str, seq_len: int) -> Any:
     tf = import_transformers()
-    check_length(spec.name, seq_len, spec.max_positions)
     width, layers, heads, _, vocab = SIZES[spec.name]
     if init == "pretrained":
         model = load_pretrained(tf.GPT2Model, spec.default_weights if weights == "auto" else weights, spec.name)

