@@ -1,9 +1,17 @@
-"""Typed, frozen run configuration: TOML / dict / `--set` loading, canonical JSON and content hash.
+"""Typed, frozen run configuration: TOML / dict / `--set` loading, identity and content hash.
 
-A run is fully described by a `RunConfig`. Keys are flat (`lr`, `steps`, ...) except the options of
-the chosen task, which live in a section named after it (`bit_xor.n_bits = 8`, `listops.tokenizer =
-"paper"`); only the chosen task's section may appear. Unknown keys and wrong types are rejected with
-the key's path. The canonical form fills every default; its hash keys trials in the results store.
+A run is fully described by a `RunConfig`. Keys are flat (`lr`, `steps`, ...) except two sections:
+the chosen task's options, in a section named after it (`bit_xor.n_bits = 8`, `listops.tokenizer =
+"paper"`; only the chosen task's section may appear), and the backbone family's options in `[model]`
+(`model.depth = 2`, `model.layers = 12` for an LSTM). Unknown keys and wrong types are rejected with
+the key's path. Keys a config leaves unset take their defaults; a backbone family may set its own
+defaults for some keys (an LSTM trains at lr 3e-4, as the paper's Appendix C).
+
+Identity. The hash covers only the values that differ from their defaults (execution keys aside),
+so adding an option whose default keeps the old behaviour leaves every stored trial's hash as it was.
+A change of what an existing config computes therefore comes as a new option whose default is the
+new behaviour, and the store's migration pins the old value on the trials stored before it. The
+full resolved config (every default filled) is still what gets recorded.
 """
 
 from __future__ import annotations
@@ -22,8 +30,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fptlab.errors import ConfigError
+from fptlab.groups import PAPER_GROUPS, canonical_groups
 
-PAPER_GROUPS = ("input", "output", "positions", "layernorm")
+MODEL_SECTION = "model"
+SECTIONS = ("task_options", "model_options")  # fields holding a section's dataclass, not a value
 
 # Keys that say *where/how* a run executes, not *what* it computes: left out of the hash so the same
 # experiment hashes the same on a laptop and on a GPU node.
@@ -34,9 +44,9 @@ EXECUTION_KEYS = frozenset({"device", "checkpoint_every", "eval_batch_size"})
 class RunConfig:
     task: str
     backbone: str = "minilm"
-    init: Literal["pretrained", "random"] = "pretrained"
-    weights: str = "auto"  # "auto" = the backbone's canonical weights (offline package or hub id), or a path / hub id
-    train: tuple[str, ...] = PAPER_GROUPS  # trainable parameter groups
+    init: str = "pretrained"  # a scheme of fptlab.inits: pretrained | random | stats
+    weights: str = "auto"  # "auto" = the backbone's canonical weights; a path, hub id, or "trial:<config hash>"
+    train: tuple[str, ...] = PAPER_GROUPS  # trainable groups, GROUP@LAYERS entries, or "all" (fptlab.groups)
     input_layer: Literal["auto", "linear", "embedding"] = "auto"  # auto: linear for dense tasks, embedding for tokens
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3
@@ -54,23 +64,47 @@ class RunConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_every: int = 0  # steps between resumable checkpoints; 0 = none
+    cache_features: bool = False  # output-only training on features computed once (Section 3.9)
+    save_body: bool = False  # write the trained body for other runs' weights = "trial:<hash>" (Section 3.2 "Bit")
+    attention_maps: int = 0  # record the first block's attention on this many test examples (Figures 3-5)
+    param_stats: bool = False  # record per-block parameter statistics (Figure 6)
     task_options: Any = field(default=None)  # the task's own frozen Options dataclass
+    model_options: Any = field(default=None)  # the backbone family's frozen Options dataclass
 
     # ---- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Canonical nested dict: every default filled, task options under the task's name."""
+        """Full nested dict: every default filled, task options under the task's name, the family's
+        options under "model"."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "task_options":
+            if f.name not in SECTIONS:
+                out[f.name] = _jsonable(getattr(self, f.name))
+        out[self.task] = _options_dict(self.task_options)
+        out[MODEL_SECTION] = _options_dict(self.model_options)
+        return out
+
+    def record_json(self) -> str:
+        """What the store records: the full resolved config, execution keys aside."""
+        body = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_KEYS}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    def identity(self) -> dict[str, Any]:
+        """What the hash covers: the task, and every value that differs from its default."""
+        out: dict[str, Any] = {"task": self.task}
+        for f in fields(self):
+            if f.name in SECTIONS or f.name in EXECUTION_KEYS or f.name == "task":
                 continue
             value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        out[self.task] = _options_dict(self.task_options)
+            if not _is_default(f, value):
+                out[f.name] = _jsonable(value)
+        for name, options in ((self.task, self.task_options), (MODEL_SECTION, self.model_options)):
+            changed = _changed_options(options)
+            if changed:
+                out[name] = changed
         return out
 
     def canonical_json(self) -> str:
-        body = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_KEYS}
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     @property
     def hash(self) -> str:
@@ -80,10 +114,24 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
+def _is_default(f: dataclasses.Field, value: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return value == f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return value == f.default_factory()
+    return False
+
+
 def _options_dict(options: Any) -> dict[str, Any]:
     if options is None:
         return {}
     return {f.name: _jsonable(getattr(options, f.name)) for f in fields(options)}
+
+
+def _changed_options(options: Any) -> dict[str, Any]:
+    if options is None:
+        return {}
+    return {f.name: _jsonable(getattr(options, f.name)) for f in fields(options) if not _is_default(f, getattr(options, f.name))}
 
 
 def _jsonable(value: Any) -> Any:
@@ -93,6 +141,7 @@ def _jsonable(value: Any) -> Any:
 # ---- building from raw data ---------------------------------------------------------------------
 def config_from_dict(raw: Mapping[str, Any], *, origin: str = "config") -> RunConfig:
     """Validate a nested mapping (from TOML or overrides) into a RunConfig."""
+    from fptlab.backbones import BACKBONES
     from fptlab.tasks import TASKS
 
     raw = dict(raw)
@@ -100,24 +149,49 @@ def config_from_dict(raw: Mapping[str, Any], *, origin: str = "config") -> RunCo
         raise ConfigError(f"{origin}: missing required key 'task'. Set it, e.g. task = \"bit_xor\" (see `fptlab ls tasks`).")
     task_name = coerce(raw.pop("task"), str, "task")
     task = TASKS.get(task_name)
-    top = {f.name: f for f in fields(RunConfig) if f.name not in ("task", "task_options")}
+    top = {f.name: f for f in fields(RunConfig) if f.name != "task" and f.name not in SECTIONS}
     kwargs: dict[str, Any] = {"task": task_name}
-    options_raw: Mapping[str, Any] = {}
+    sections: dict[str, Mapping[str, Any]] = {task_name: {}, MODEL_SECTION: {}}
     for key, value in raw.items():
-        if key == task_name:
+        if key in sections:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{origin}: '{key}' must be a table of {key} options, got {value!r}.")
-            options_raw = value
+            sections[key] = value
         elif key in top:
             kwargs[key] = coerce(value, _hints(RunConfig)[key], key)
             if key == "train":
                 kwargs[key] = canonical_groups(kwargs[key])
         else:
-            raise ConfigError(_unknown_key(origin, key, list(top) + [task_name]))
-    kwargs["task_options"] = build_dataclass(task.Options, options_raw, prefix=f"{task_name}.", origin=origin)
+            raise ConfigError(_unknown_key(origin, key, list(top) + [task_name, MODEL_SECTION]))
+    backbone = BACKBONES.get(kwargs.get("backbone", RunConfig.backbone))
+    kwargs["model_options"] = model_options(backbone, sections[MODEL_SECTION], origin)
+    for key, value in backbone.defaults_for(kwargs["model_options"]).items():
+        kwargs.setdefault(key, value)
+    if kwargs.get("cache_features"):
+        kwargs.setdefault("dropout", 0.0)  # features are computed once, without dropout
+    kwargs["task_options"] = build_dataclass(task.Options, sections[task_name], prefix=f"{task_name}.", origin=origin)
     cfg = RunConfig(**kwargs)
     validate(cfg)
     return cfg
+
+
+def model_options(backbone: Any, raw: Mapping[str, Any], origin: str) -> Any:
+    """The backbone family's `[model]` options; an option of another family is named as such."""
+    from fptlab.backbones import BACKBONES
+
+    names = {f.name for f in fields(backbone.Options)}
+    for key in raw:
+        if key not in names:
+            owners = sorted({BACKBONES.get(n).family for n in BACKBONES.names()
+                             if key in {f.name for f in fields(BACKBONES.get(n).Options)}})
+            if owners:
+                raise ConfigError(
+                    f"{origin}: 'model.{key}' is an option of the {', '.join(owners)} backbones, not of '{backbone.name}' "
+                    f"(family {backbone.family}, options: {', '.join('model.' + n for n in sorted(names))})."
+                )
+    options = build_dataclass(backbone.Options, raw, prefix=f"{MODEL_SECTION}.", origin=origin)
+    backbone.check_options(options)
+    return options
 
 
 def build_dataclass(cls: type, raw: Mapping[str, Any], *, prefix: str, origin: str) -> Any:
@@ -126,7 +200,7 @@ def build_dataclass(cls: type, raw: Mapping[str, Any], *, prefix: str, origin: s
     names = [f.name for f in fields(cls)]
     kwargs = {}
     for key, value in raw.items():
-        if key not in hints:
+        if key not in names:
             raise ConfigError(_unknown_key(origin, prefix + key, [prefix + n for n in names]))
         kwargs[key] = coerce(value, hints[key], prefix + key)
     try:
@@ -136,21 +210,21 @@ def build_dataclass(cls: type, raw: Mapping[str, Any], *, prefix: str, origin: s
     return obj
 
 
-def canonical_groups(groups: tuple[str, ...]) -> tuple[str, ...]:
-    """A set of trainable groups in one canonical order (the paper's first), duplicates dropped, so
-    `input,output` and `output,input` are the same experiment and hash the same."""
-    from fptlab.backbones.base import ALL_GROUPS
-
-    known = [g for g in ALL_GROUPS if g in groups]
-    return tuple(known + sorted(set(groups) - set(ALL_GROUPS)))  # unknown names are reported later
-
-
 def validate(cfg: RunConfig) -> None:
+    check_values(cfg)
+    check_combination(cfg)
+
+
+def check_values(cfg: RunConfig) -> None:
+    """Rules on single values (a sweep spec checks each value where it is written with these)."""
+    from fptlab.inits import INITS
+
+    INITS.get(cfg.init)  # an unknown scheme: did-you-mean and the list
     positive = ("batch_size", "steps", "eval_every", "eval_batch_size")
     for key in positive:
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"'{key}' must be a positive integer, got {getattr(cfg, key)}.")
-    for key in ("eval_batches", "checkpoint_every", "seed"):
+    for key in ("eval_batches", "checkpoint_every", "seed", "attention_maps"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"'{key}' must be >= 0, got {getattr(cfg, key)}.")
     if cfg.micro_batch_size is not None and not 0 < cfg.micro_batch_size:
@@ -166,6 +240,30 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"'target_accuracy' must be in (0, 1], got {cfg.target_accuracy}.")
     if not cfg.train:
         raise ConfigError("'train' names no parameter group; the output layer at least must train. Try train = [\"output\"].")
+
+
+def check_combination(cfg: RunConfig) -> None:
+    """Rules that tie keys together (task-dependent ones live in fptlab.plan.check_compatible)."""
+    from fptlab.inits import INITS
+
+    if cfg.weights != "auto" and not INITS.get(cfg.init).reads_weights:
+        raise ConfigError(
+            f"weights = {cfg.weights!r} is only read by init = \"pretrained\" or \"stats\"; init = {cfg.init!r} "
+            "builds its own. Drop weights, or set init = \"pretrained\"."
+        )
+    if cfg.micro_batch_size is not None and cfg.micro_batch_size > cfg.batch_size:
+        raise ConfigError(
+            f"micro_batch_size ({cfg.micro_batch_size}) is larger than batch_size ({cfg.batch_size}); "
+            "set it to at most batch_size, or to none for no accumulation."
+        )
+    if cfg.cache_features:
+        if cfg.train != ("output",):
+            raise ConfigError(
+                f"cache_features = true computes the body's features once, so only the read-out may train: set "
+                f"train = [\"output\"] (got {list(cfg.train)})."
+            )
+        if cfg.dropout:
+            raise ConfigError(f"cache_features = true computes features once, without dropout: set dropout = 0 (got {cfg.dropout}).")
 
 
 # ---- coercion -----------------------------------------------------------------------------------
@@ -221,13 +319,9 @@ def coerce(value: Any, typ: Any, path: str) -> Any:
 
 
 def _unknown_key(origin: str, key: str, available: list[str]) -> str:
-    import difflib
+    from fptlab.registry import did_you_mean
 
-    msg = f"{origin}: unknown key '{key}'."
-    close = difflib.get_close_matches(key, available, n=1, cutoff=0.6)
-    if close:
-        msg += f" Did you mean '{close[0]}'?"
-    return msg + f" Valid keys: {', '.join(sorted(available))}."
+    return f"{origin}: unknown key '{key}'.{did_you_mean(key, available)} Valid keys: {', '.join(sorted(available))}."
 
 
 # ---- TOML and --set -----------------------------------------------------------------------------

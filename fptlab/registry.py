@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from fptlab.errors import FptlabError, UnknownNameError
@@ -49,10 +51,21 @@ class Registry(Generic[T]):
         return len(self._items)
 
 
+def did_you_mean(name: object, options: list[str]) -> str:
+    """" Did you mean 'listops'?" when one of `options` is close to `name`, else "". The one helper every
+    unknown-name message (registries, config keys, spec keys, experiments) uses."""
+    close = difflib.get_close_matches(str(name), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
 def unknown_name_message(kind: str, name: object, available: list[str]) -> str:
     """"Unknown task 'lstops'. Did you mean 'listops'? Available: ..." """
-    msg = f"Unknown {kind} '{name}'."
-    close = difflib.get_close_matches(str(name), available, n=1, cutoff=0.6)
-    if close:
-        msg += f" Did you mean '{close[0]}'?"
-    return msg + f" Available: {', '.join(available)}."
+    return f"Unknown {kind} '{name}'.{did_you_mean(name, available)} Available: {', '.join(available)}."
+
+
+def import_submodules(package: str, path: Iterable[str], skip: tuple[str, ...] = ()) -> None:
+    """Import every public module of a package (names not starting with "_", minus `skip`), in sorted
+    order, so that each registers what it defines: adding a task or backbone is adding a file."""
+    for info in sorted(pkgutil.iter_modules(list(path)), key=lambda m: m.name):
+        if not info.name.startswith("_") and info.name not in skip:
+            importlib.import_module(f"{package}.{info.name}")

@@ -3,13 +3,13 @@ into pandas frames."""
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, func, select
 
+from fptlab.registry import did_you_mean
 from fptlab.store.base import StoreBase, chunks
 from fptlab.store.errors import StoreError
 from fptlab.store.models import Artifact, Experiment, ExperimentTrial, Metric, Result, Trial, decode_float
@@ -118,8 +118,7 @@ class QueryOps(StoreBase):
         found = session.scalar(select(Experiment.id).where(Experiment.name == name))
         if found is None:
             names = list(session.scalars(select(Experiment.name).order_by(Experiment.name)))
-            close = difflib.get_close_matches(name, names, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(name, names)
             raise StoreError(
                 f"Unknown experiment '{name}' in '{self.masked_url}'.{hint} Available: {', '.join(names) or '(none yet)'}."
             )

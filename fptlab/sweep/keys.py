@@ -2,40 +2,36 @@
 each value where it is written, so an error names the spec file and the key's full path
 (`grid.lr[1]`, `when[0].set.lr`) instead of a cell built far from the mistake.
 
-A key is a `RunConfig` field (`lr`, `backbone`, ...) or `<task>.<option>` for a registered task's
-option (`bit_xor.n_bits`), exactly as `fptlab run --set` takes it. Registries (tasks, backbones,
+A key is a `RunConfig` field (`lr`, `backbone`, ...), `<task>.<option>` for a registered task's
+option (`bit_xor.n_bits`), or `model.<option>` for a backbone family's option (`model.depth`),
+exactly as `fptlab run --set` takes it. A `model.*` key is checked here against every family's
+options; whether the cell's backbone has it is checked when the cell is built. Registries (tasks, backbones,
 parameter groups) are imported inside functions so `import fptlab.sweep` stays light.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import types
 import typing
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from fptlab.config import RunConfig, coerce, validate
+from fptlab.config import MODEL_SECTION, SECTIONS, RunConfig, check_values, coerce
 from fptlab.errors import ConfigError, FptlabError
-from fptlab.registry import unknown_name_message
+from fptlab.registry import did_you_mean, unknown_name_message
 
 VARIANT = "variant"  # the axis formed by [variants]; a label, not a run-config key
 
 RUN_KEYS: dict[str, Any] = {
-    name: hint for name, hint in typing.get_type_hints(RunConfig).items() if name != "task_options"
+    name: hint for name, hint in typing.get_type_hints(RunConfig).items() if name not in SECTIONS
 }
 
 
 def fail(origin: str, path: str, message: str) -> ConfigError:
     """`FILE: KEY: problem` -- every spec error has this shape."""
     return ConfigError(f"{origin}: {path}: {message}" if path else f"{origin}: {message}")
-
-
-def did_you_mean(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def unknown_key(origin: str, path: str, name: str, options: list[str], what: str = "key") -> ConfigError:
@@ -68,10 +64,12 @@ def flatten(table: Any, path: str, origin: str, *, allow_variant: bool = False) 
         where = join(path, raw_key)
         if raw_key in RUN_KEYS or (allow_variant and raw_key == VARIANT):
             yield raw_key, value, where
+        elif raw_key == MODEL_SECTION:
+            yield from _model_section(value, where, origin)
         elif raw_key in task_registry():
             yield from _section(raw_key, value, where, origin)
         else:
-            options = list(RUN_KEYS) + task_registry().names() + ([VARIANT] if allow_variant else [])
+            options = list(RUN_KEYS) + task_registry().names() + [MODEL_SECTION] + ([VARIANT] if allow_variant else [])
             error = unknown_key(origin, where, raw_key, options, "run-config key")
             if raw_key == "seeds":  # TOML puts a key written after a [table] header inside that table
                 error = ConfigError(f"{error} `seeds` is a top-level key: write it above the first [table].")
@@ -90,6 +88,31 @@ def _section(task: str, value: Any, path: str, origin: str) -> Iterator[tuple[st
         yield f"{task}.{opt}", sub, where
 
 
+def _model_section(value: Any, path: str, origin: str) -> Iterator[tuple[str, Any, str]]:
+    if not isinstance(value, Mapping):
+        raise fail(origin, path, f"'model' is the backbone options section: set them as {path}.OPTION (e.g. {path}.depth), got {value!r}.")
+    options = sorted(model_option_hints())
+    for raw_key, sub in value.items():
+        where = join(path, raw_key)
+        if raw_key not in options:
+            raise unknown_key(origin, where, raw_key, options, "model option")
+        yield f"{MODEL_SECTION}.{raw_key}", sub, where
+
+
+@functools.cache
+def model_option_hints() -> dict[str, Any]:
+    """Every family's `[model]` options and their types (the first family to declare a name wins)."""
+    from fptlab.backbones import BACKBONES
+
+    hints: dict[str, Any] = {}
+    for name in BACKBONES.names():
+        options = BACKBONES.get(name).Options
+        declared = typing.get_type_hints(options)
+        for f in dataclasses.fields(options):
+            hints.setdefault(f.name, declared[f.name])
+    return hints
+
+
 def _first_option(task: str) -> str:
     return dataclasses.fields(task_registry().get(task).Options)[0].name
 
@@ -99,8 +122,10 @@ def key_type(key: str) -> Any:
     """The declared type of a dotted key (a RunConfig field or a task option)."""
     if key in RUN_KEYS:
         return RUN_KEYS[key]
-    task, _, opt = key.partition(".")
-    return _option_hints(task)[opt]
+    section, _, opt = key.partition(".")
+    if section == MODEL_SECTION:
+        return model_option_hints()[opt]
+    return _option_hints(section)[opt]
 
 
 @functools.cache
@@ -132,7 +157,7 @@ def check_value(key: str, value: Any, path: str, origin: str) -> Any:
     _check_names(key, out, path, origin)
     if key in RUN_KEYS and key != "task":
         try:  # the single-key rules (lr > 0, steps > 0, ...) on a default config carrying this one value
-            validate(RunConfig(task="-", **{key: out}))
+            check_values(RunConfig(task="-", **{key: out}))
         except FptlabError as e:
             raise fail(origin, path, str(e)) from None
     return out
@@ -146,7 +171,8 @@ def _literal_hint(key: str, value: Any) -> str:
 
 
 def _check_names(key: str, value: Any, path: str, origin: str) -> None:
-    from fptlab.backbones import ALL_GROUPS, BACKBONES
+    from fptlab.backbones import BACKBONES
+    from fptlab.groups import parse_group
 
     if key == "task" and value not in task_registry():
         raise fail(origin, path, unknown_name_message("task", value, task_registry().names()))
@@ -154,8 +180,10 @@ def _check_names(key: str, value: Any, path: str, origin: str) -> None:
         raise fail(origin, path, unknown_name_message("backbone", value, BACKBONES.names()))
     if key == "train":
         for i, group in enumerate(value):
-            if group not in ALL_GROUPS:
-                raise fail(origin, f"{path}[{i}]", unknown_name_message("parameter group", group, list(ALL_GROUPS)))
+            try:
+                parse_group(group)
+            except FptlabError as e:
+                raise fail(origin, f"{path}[{i}]", str(e)) from None
 
 
 def check_table(table: Any, path: str, origin: str) -> dict[str, Any]:
