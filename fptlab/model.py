@@ -1,9 +1,11 @@
 """The Frozen Pretrained Transformer (paper Section 2.2, Figure 2).
 
-FPT = input layer -> transformer body -> output layer on the last token(s). The input layer is a
-Linear (orthogonal init, gain 1.41, zero bias) plus dropout for dense tokens, or an Embedding for
-token ids. The output layer is a Linear read from the last token, or from the last k tokens for the
-bit tasks, reshaped to (labels, classes). Which parameters train is declared by group name.
+FPT = input layer -> body -> output layer on the read-out token(s). The input layer is a Linear
+(orthogonal init, gain 1.41, zero bias) plus dropout for dense tokens, or an Embedding for token
+ids. The output layer is a Linear read from the last token, from the last k tokens for the bit tasks
+(reshaped to (labels, classes)), or from the last real token of right-padded token sequences. The
+body comes from an init scheme (`fptlab.inits`), keeps `model.depth` blocks and the task's positions.
+Which parameters train is declared by group name (`fptlab.groups`), per block where asked.
 """
 
 from __future__ import annotations
@@ -11,20 +13,24 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fptlab.backbones import ALL_GROUPS, BACKBONES, BackboneSpec
-from fptlab.errors import FptlabError, UnknownNameError
-from fptlab.registry import unknown_name_message
+from fptlab.backbones import BACKBONES, BackboneSpec
+from fptlab.errors import IncompatibleError
+from fptlab.groups import ALL, ALL_GROUPS, parse_all
 from fptlab.tasks.base import TaskSpec
 
 if TYPE_CHECKING:
     import torch
 
+    from fptlab.config import RunConfig
+
 INPUT_GAIN = 1.41  # the reference's orthogonal-init gain (≈ sqrt 2)
 
 
 def _fpt_class() -> type:
+    import torch
     from torch import nn
 
     class FPT(nn.Module):
@@ -43,34 +49,62 @@ def _fpt_class() -> type:
             per_token = task.n_outputs * task.n_classes // task.output_tokens
             self.output = nn.Linear(d_model, per_token)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def features(self, x: torch.Tensor) -> torch.Tensor:
+            """Hidden states of the read-out token(s): (B, k, d)."""
             h = self.backbone(self.input(x))  # (B, T, d)
-            h = h[:, -self.task.output_tokens :]  # (B, k, d)
-            logits = self.output(h)  # (B, k, labels·classes / k)
-            return logits.reshape(x.shape[0], self.task.n_outputs, self.task.n_classes)  # (B, labels, C)
+            if self.task.readout == "last_real":  # right-padded ids: the last non-pad token (<sep>)
+                positions = torch.arange(x.shape[1], device=x.device).expand_as(x)
+                last = torch.where(x != self.task.pad_id, positions, -1).max(dim=1).values.clamp(min=0)  # (B,)
+                return h[torch.arange(x.shape[0], device=x.device), last].unsqueeze(1)  # (B, 1, d)
+            return h[:, -self.task.output_tokens :]  # (B, k, d)
+
+        def head(self, features: torch.Tensor) -> torch.Tensor:
+            logits = self.output(features)  # (B, k, labels·classes / k)
+            return logits.reshape(features.shape[0], self.task.n_outputs, self.task.n_classes)  # (B, labels, C)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.features(x))
+
+        def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
+            """First block's attention probabilities, mean over heads: (B, T, T) (paper Figures 3-5)."""
+            return self.backbone.first_attention(self.input(x)).mean(dim=1)
 
     return FPT
 
 
-def build_model(task: TaskSpec, backbone: str, init: str, weights: str, dropout: float, *, meta: bool = False) -> Any:
-    """Build an FPT. `meta=True` builds shapes only (no memory, no weights) for counting parameters."""
+def build_body(cfg: RunConfig, seq_len: int, *, weights_path: Path | None = None, meta: bool = False) -> Any:
+    """The body of `cfg` (its init scheme, options, depth), cut to `seq_len` positions."""
     import torch
 
-    spec = BACKBONES.get(backbone)
-    if init == "pretrained" and not spec.has_pretrained:
-        raise FptlabError(
-            f"Backbone '{backbone}' has no pretrained weights (it exists for fast tests). "
-            "Use --init random, or a full-size backbone (see `fptlab ls backbones`)."
-        )
+    from fptlab.inits import INITS
+
+    spec = BACKBONES.get(cfg.backbone)
+    options = cfg.model_options if cfg.model_options is not None else spec.Options()
+    if meta:  # shapes only: no memory, no weights, no randomness
+        with torch.device("meta"):
+            body = spec.build(spec, options)
+    else:
+        body = INITS.get(cfg.init).make(spec, options, cfg.weights, weights_path)
+    try:
+        return body.fit(spec.depth_of(options), seq_len)
+    except ValueError as e:
+        raise IncompatibleError(f"Backbone '{cfg.backbone}' cannot run this task: {e}.") from None
+
+
+def build_model(task: TaskSpec, cfg: RunConfig, *, weights_path: Path | None = None, meta: bool = False) -> Any:
+    """Build an FPT for `cfg`. `meta=True` builds shapes only (for counting parameters)."""
+    import torch
+
+    spec = BACKBONES.get(cfg.backbone)
     spec.check_length(task.seq_len)
+    body = build_body(cfg, task.seq_len, weights_path=weights_path, meta=meta)
     if meta:
         with torch.device("meta"):
-            body = spec.build(spec, "random", weights, task.seq_len)
-            return _fpt_class()(task, body, spec.d_model, dropout)
-    body = spec.build(spec, init, weights, task.seq_len)
-    return _fpt_class()(task, body, spec.d_model, dropout)
+            return _fpt_class()(task, body, spec.d_model, cfg.dropout)
+    return _fpt_class()(task, body, spec.d_model, cfg.dropout)
 
 
+# ---- groups --------------------------------------------------------------------------------------
 def parameter_groups(model: Any, spec: BackboneSpec) -> dict[str, str]:
     """Map every parameter name to its one group; an undeclared or doubly-claimed name is a bug."""
     out: dict[str, str] = {}
@@ -82,19 +116,51 @@ def parameter_groups(model: Any, spec: BackboneSpec) -> dict[str, str]:
     return out
 
 
-def check_groups(names: tuple[str, ...]) -> None:
-    for g in names:
-        if g not in ALL_GROUPS:
-            raise UnknownNameError(unknown_name_message("parameter group", g, list(ALL_GROUPS)))
+def parameter_layers(model: Any, spec: BackboneSpec) -> dict[str, int | None]:
+    """Block index of every parameter (None outside the blocks: input, output, positions, final norm)."""
+    return {name: spec.layer_of(name.partition(".")[2]) if name.startswith("backbone.") else None
+            for name, _ in model.named_parameters()}
 
 
 def apply_trainable(model: Any, spec: BackboneSpec, train: tuple[str, ...]) -> dict[str, str]:
-    """Freeze everything except the named groups. Returns the name -> group map."""
-    check_groups(train)
+    """Freeze everything except what `train` names (groups, `GROUP@LAYERS`, `all`). A group that
+    matches no parameter of this backbone is an error. Returns the name -> group map."""
     groups = parameter_groups(model, spec)
+    layers = parameter_layers(model, spec)
+    chosen = _chosen(train, groups, layers, spec, model.backbone.n_blocks())
     for name, param in model.named_parameters():
-        param.requires_grad_(groups[name] in train)
+        param.requires_grad_(name in chosen)
     return groups
+
+
+def _chosen(train: tuple[str, ...], groups: dict[str, str], layers: dict[str, int | None], spec: BackboneSpec,
+            n_blocks: int) -> set[str]:
+    present = sorted(set(groups.values()), key=ALL_GROUPS.index)
+    chosen: set[str] = set()
+    for ref in parse_all(train):
+        if ref.group == ALL:
+            return set(groups)
+        members = {n for n, g in groups.items() if g == ref.group}
+        if not members:
+            raise IncompatibleError(
+                f"train names group '{ref.group}', but backbone '{spec.name}' has no parameter in it. "
+                f"Its groups: {', '.join(present)}."
+            )
+        if ref.layers is None:
+            chosen |= members
+            continue
+        for index in ref.layers:
+            if not -n_blocks <= index < n_blocks:
+                raise IncompatibleError(
+                    f"train entry '{ref.text}': block {index} does not exist; this run keeps {n_blocks} blocks of "
+                    f"'{spec.name}' (indices 0..{n_blocks - 1}, or -1 for the last)."
+                )
+            block = index % n_blocks
+            picked = {n for n in members if layers[n] == block}
+            if not picked:
+                raise IncompatibleError(f"train entry '{ref.text}': group '{ref.group}' of '{spec.name}' has no parameter in block {block}.")
+            chosen |= picked
+    return chosen
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import Any
 from fptlab.assets import data_dir as default_data_dir
 from fptlab.backbones import BACKBONES
 from fptlab.config import RunConfig
-from fptlab.errors import ConfigError, IncompatibleError
-from fptlab.model import check_groups
+from fptlab.errors import IncompatibleError
+from fptlab.groups import ALL, parse_all
 from fptlab.tasks import TASKS
 from fptlab.tasks.base import TaskSpec
 
@@ -31,8 +31,8 @@ def task_spec(cfg: RunConfig) -> TaskSpec:
 
 
 def check_compatible(cfg: RunConfig, spec: TaskSpec) -> None:
+    """Choices that are valid alone but not together with this task and backbone."""
     backbone = BACKBONES.get(cfg.backbone)
-    check_groups(cfg.train)
     if cfg.input_layer == "linear" and spec.input_kind == "tokens":
         raise IncompatibleError(
             f"Task '{cfg.task}' gives token ids (vocabulary {spec.input_dim}), but input_layer = \"linear\" needs "
@@ -44,15 +44,59 @@ def check_compatible(cfg: RunConfig, spec: TaskSpec) -> None:
             "ids (tasks like listops, peptides). Use input_layer = \"linear\" or \"auto\"."
         )
     backbone.check_length(spec.seq_len, task=cfg.task)
-    if cfg.init == "pretrained" and not backbone.has_pretrained:
+    _check_weights(cfg, backbone)
+    _check_groups(cfg, backbone)
+    if cfg.cache_features:
+        _check_cacheable(cfg, spec)
+    if cfg.attention_maps and not backbone.attention_maps:
         raise IncompatibleError(
-            f"Backbone '{cfg.backbone}' has no pretrained weights (it is a tiny variant for tests). "
-            "Use init = \"random\" or a full-size backbone."
+            f"attention_maps = {cfg.attention_maps}: backbone '{cfg.backbone}' ({backbone.family}) cannot report attention "
+            "probabilities. Set attention_maps = 0, or use a gpt2, bert, t5 or vit backbone."
         )
-    if cfg.micro_batch_size is not None and cfg.micro_batch_size > cfg.batch_size:
-        raise ConfigError(
-            f"micro_batch_size ({cfg.micro_batch_size}) is larger than batch_size ({cfg.batch_size}); "
-            "set it to at most batch_size, or to none for no accumulation."
+
+
+def _check_weights(cfg: RunConfig, backbone: Any) -> None:
+    from fptlab.inits import INITS
+
+    if INITS.get(cfg.init).reads_weights and cfg.weights == "auto" and not backbone.has_pretrained:
+        raise IncompatibleError(
+            f"Backbone '{cfg.backbone}' has no pretrained weights of its own, and init = \"{cfg.init}\" reads them. "
+            "Use init = \"random\", a full-size backbone, or weights = \"trial:<config hash>\" (a saved body)."
+        )
+
+
+def _check_groups(cfg: RunConfig, backbone: Any) -> None:
+    """`train` against the groups this backbone has (without building it): a group it lacks, or a
+    block beyond the depth the run keeps, is an error now rather than a run that trains nothing."""
+    options = cfg.model_options if cfg.model_options is not None else backbone.Options()
+    declared = backbone.declared_groups(options)
+    blocks = backbone.depth_of(options)
+    for ref in parse_all(cfg.train):
+        if ref.group == ALL:
+            continue
+        if ref.group not in declared:
+            raise IncompatibleError(
+                f"train names group '{ref.group}', but backbone '{cfg.backbone}' has no parameter in it. "
+                f"Its groups: {', '.join(declared)}."
+            )
+        for index in ref.layers or ():
+            if not -blocks <= index < blocks:
+                raise IncompatibleError(
+                    f"train entry '{ref.text}': block {index} does not exist; this run keeps {blocks} blocks of "
+                    f"'{cfg.backbone}' (indices 0..{blocks - 1}, or -1 for the last)."
+                )
+
+
+def _check_cacheable(cfg: RunConfig, spec: TaskSpec) -> None:
+    if spec.augments:
+        raise IncompatibleError(
+            f"cache_features = true computes each example's features once, but task '{cfg.task}' augments its training "
+            "examples (a new random view every time). Turn its augmentation off (e.g. cifar10.augment = false)."
+        )
+    if spec.streamed:
+        raise IncompatibleError(
+            f"cache_features = true needs a finite training set to compute features for, but task '{cfg.task}' generates "
+            "fresh examples at every step. Use a task with a fixed training split (listops, mnist, cifar10_lra, ...)."
         )
 
 
@@ -63,6 +107,7 @@ class Summary:
     trainable_params: int
     total_params: int
     params_by_group: dict[str, int]
+    trainable_by_group: dict[str, int]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +117,7 @@ class Summary:
             "trainable_params": self.trainable_params,
             "total_params": self.total_params,
             "params_by_group": self.params_by_group,
+            "trainable_by_group": self.trainable_by_group,
         }
 
 
@@ -80,7 +126,11 @@ def summarize(cfg: RunConfig) -> Summary:
     from fptlab.model import apply_trainable, build_model, count_parameters
 
     spec = task_spec(cfg)
-    model = build_model(spec, cfg.backbone, cfg.init, cfg.weights, cfg.dropout, meta=True)
+    model = build_model(spec, cfg, meta=True)
     groups = apply_trainable(model, BACKBONES.get(cfg.backbone), cfg.train)
     counts = count_parameters(model, groups)
-    return Summary(cfg, spec, counts.trainable, counts.total, counts.by_group)
+    trainable: dict[str, int] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            trainable[groups[name]] = trainable.get(groups[name], 0) + param.numel()
+    return Summary(cfg, spec, counts.trainable, counts.total, counts.by_group, trainable)

@@ -1,12 +1,13 @@
-"""Backbone registry. Each module in this package registers one family (and its sizes) on import."""
+"""Backbone registry. Every public module of this package registers one family (and its sizes) on
+import; they are found by listing the package, so a new family is one new file."""
 
 from __future__ import annotations
 
-from fptlab.backbones.base import ALL_GROUPS, BACKBONE_GROUPS, FPT_GROUPS, BackboneSpec
-from fptlab.registry import Registry
+from fptlab.backbones.base import ALL_GROUPS, BACKBONE_GROUPS, FPT_GROUPS, BackboneSpec, ModelOptions
+from fptlab.registry import Registry, import_submodules
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
-from fptlab.backbones import gpt2, minilm  # noqa: E402,F401
+import_submodules(__name__, __path__, skip=("base",))
 
-__all__ = ["ALL_GROUPS", "BACKBONES", "BACKBONE_GROUPS", "FPT_GROUPS", "BackboneSpec"]
+__all__ = ["ALL_GROUPS", "BACKBONES", "BACKBONE_GROUPS", "FPT_GROUPS", "BackboneSpec", "ModelOptions"]

@@ -1,4 +1,4 @@
-"""Shared plumbing for Hugging Face transformer bodies: quiet loading, key checks, position tables."""
+"""Shared plumbing for Hugging Face transformer bodies: quiet imports and loading that checks every key."""
 
 from __future__ import annotations
 
@@ -43,29 +43,3 @@ def load_pretrained(model_cls: Any, location: str, backbone: str, **kwargs: Any)
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0].rstrip(".") if text else type(e).__name__
-
-
-def shrink_positions(table: Any, seq_len: int) -> Any:
-    """A new position table holding the first `seq_len` rows of `table` (so positions count L × d)."""
-    import torch
-
-    new = torch.nn.Embedding(seq_len, table.weight.shape[1], device=table.weight.device, dtype=table.weight.dtype)
-    if table.weight.device.type != "meta":
-        with torch.no_grad():
-            new.weight.copy_(table.weight[:seq_len])
-    return new
-
-
-def wrap_body(model: Any, **call_kwargs: Any) -> Any:
-    """An nn.Module mapping input embeddings (B, T, d) to last hidden states (B, T, d)."""
-    import torch
-
-    class HFBody(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
-            return self.model(inputs_embeds=x, **call_kwargs).last_hidden_state
-
-    return HFBody()

@@ -1,22 +1,42 @@
 """What a backbone family declares (paper Section 2.2, Appendix B).
 
-A backbone is the transformer body: it maps input embeddings (B, T, d) to hidden states (B, T, d)
-with its own attention mask (causal for GPT-2, bidirectional for BERT-style models). Each family
-declares regexes that put every one of its parameters into exactly one group (`positions`,
-`layernorm`, `attention`, `feedforward`, `embeddings`, `other`); the FPT model adds `input` and
-`output`. Freezing is then a matter of naming groups, never of `if 'ln' in name` chains.
+A backbone is the transformer (or LSTM) body: it maps input embeddings (B, T, d) to hidden states
+(B, T, d) with its own attention mask (causal for GPT-2, bidirectional for BERT-style models). Each
+family declares regexes that put every one of its parameters into exactly one group (`positions`,
+`layernorm`, `attention`, `feedforward`, `recurrent`, `embeddings`, `other`); the FPT model adds
+`input` and `output`. Freezing is then a matter of naming groups, never of `if 'ln' in name` chains.
+
+A family also declares its `[model]` options (a frozen dataclass deriving from `ModelOptions`, so
+every family honours `depth`), the dotted path of its list of blocks (for `depth` and per-block
+groups such as `attention@-1`) and of its learned position tables, and two constructors: `build`
+(random init, the family's reference scheme, from known hyperparameters: works offline) and `load`
+(pretrained weights from a hub id or a folder). Both return the full-depth body with full-length
+position tables; `fptlab.model` then keeps the first `depth` blocks and the task's positions.
+This module imports no torch: registering a family is free, building one is not.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-BACKBONE_GROUPS = ("positions", "layernorm", "attention", "feedforward", "embeddings", "other")
-FPT_GROUPS = ("input", "output")
-ALL_GROUPS = FPT_GROUPS + BACKBONE_GROUPS
+from fptlab.errors import ConfigError, IncompatibleError
+from fptlab.groups import ALL_GROUPS, BACKBONE_GROUPS, FPT_GROUPS, PAPER_GROUPS
+
+__all__ = ["ALL_GROUPS", "BACKBONE_GROUPS", "FPT_GROUPS", "BackboneSpec", "ModelOptions"]
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The `[model]` options every family has. Families extend this dataclass with their own."""
+
+    depth: int = 0  # keep the first `depth` blocks (0 = all): Tables 11-12, 3-layer "Full" baselines
+
+    def __post_init__(self) -> None:
+        if self.depth < 0:
+            raise ValueError(f"depth must be >= 0 (0 keeps every block), got {self.depth}")
 
 
 @dataclass(frozen=True)
@@ -24,24 +44,61 @@ class BackboneSpec:
     name: str
     family: str
     d_model: int
-    n_layers: int
-    max_positions: int | None  # None: no learned position table (e.g. rotary), any length works
+    n_layers: int  # blocks at full depth (a family whose options set it overrides via `layers_of`)
+    max_positions: int | None  # None: no learned absolute position table limits the length
     groups: tuple[tuple[str, str], ...]  # (group, regex searched in the body's parameter names)
-    # build(spec, init, weights, seq_len) -> nn.Module mapping (B, T, d) -> (B, T, d)
-    build: Callable[..., Any]
+    blocks: str  # dotted path, inside the body, of the ModuleList of blocks
+    build: Callable[..., Any]  # build(spec, options) -> body, randomly initialised
+    load: Callable[..., Any] | None = None  # load(spec, options, location) -> body with pretrained weights
+    Options: type = ModelOptions
     default_weights: str | None = None  # hub id (or offline resolver key) of the pretrained weights
+    causal: bool = False
+    attention_maps: bool = True  # whether the body can return its first layer's attention probabilities
+    run_defaults: dict[str, Any] = field(default_factory=dict)  # family defaults for run keys, e.g. lr
+    requires: tuple[str, ...] = ()  # modules of optional extras the family needs (vit-timm: timm)
     description: str = ""
 
     @property
     def has_pretrained(self) -> bool:
         return self.default_weights is not None
 
+    def layers_of(self, options: Any) -> int:
+        """Blocks at full depth under `options` (an LSTM's `layers` option sets it)."""
+        return int(getattr(options, "layers", self.n_layers))
+
+    def depth_of(self, options: Any) -> int:
+        """Blocks the run keeps."""
+        full = self.layers_of(options)
+        return options.depth or full
+
+    def check_options(self, options: Any) -> None:
+        full = self.layers_of(options)
+        if options.depth > full:
+            raise ConfigError(
+                f"model.depth = {options.depth}, but backbone '{self.name}' has {full} blocks. "
+                f"Use a depth from 1 to {full} (0 keeps all)."
+            )
+
+    def defaults_for(self, options: Any) -> dict[str, Any]:
+        """Run keys this family sets when a config leaves them unset: its own `run_defaults` and the
+        paper's FPT groups that exist in it (an LSTM without positions has no `positions` group)."""
+        out = dict(self.run_defaults)
+        declared = self.declared_groups(options)
+        out.setdefault("train", tuple(g for g in PAPER_GROUPS if g in declared))
+        return out
+
+    def declared_groups(self, options: Any) -> list[str]:
+        """Groups this backbone has parameters in under `options`, plus FPT's input and output (an
+        LSTM declares `positions` only with `model.positions = true`)."""
+        declared = {group for group, _ in self.groups} | set(FPT_GROUPS)
+        if not getattr(options, "positions", True):
+            declared.discard("positions")
+        return [g for g in ALL_GROUPS if g in declared]
+
     def check_length(self, seq_len: int, task: str | None = None) -> None:
         """Raise IncompatibleError when a task's sequences exceed this backbone's learned positions."""
         if self.max_positions is None or seq_len <= self.max_positions:
             return
-        from fptlab.errors import IncompatibleError
-
         who, options = (f"Task '{task}'", f"`{task}.*` options") if task else ("The task", "its length options")
         raise IncompatibleError(
             f"{who} has sequences of {seq_len} tokens but backbone '{self.name}' has {self.max_positions} positions. "
@@ -51,3 +108,8 @@ class BackboneSpec:
     def group_of(self, param_name: str) -> list[str]:
         """All groups whose regex matches `param_name` (a correct declaration yields exactly one)."""
         return [group for group, pattern in self.groups if re.search(pattern, param_name)]
+
+    def layer_of(self, param_name: str) -> int | None:
+        """The block index of a body parameter (None for parameters outside the blocks)."""
+        match = re.match(rf"{re.escape(self.blocks)}\.(\d+)\.", param_name)
+        return int(match.group(1)) if match else None

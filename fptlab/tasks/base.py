@@ -29,9 +29,16 @@ class TaskSpec:
     n_classes: int  # classes per predicted label
     n_outputs: int = 1  # labels per example (1 for classification, n bits for the bit tasks)
     output_tokens: int = 1  # how many final tokens the output layer reads
+    # "last": the last `output_tokens` positions. "last_real": the last token that is not `pad_id`
+    # (right-padded token sequences, e.g. proteins read at their <sep>).
+    readout: Literal["last", "last_real"] = "last"
+    pad_id: int | None = None
+    augments: bool = False  # training examples are randomly transformed (features cannot be cached)
+    streamed: bool = False  # the train split is generated without end (no finite set to cache)
 
     def __post_init__(self) -> None:
         assert (self.n_outputs * self.n_classes) % self.output_tokens == 0, "labels must split evenly over output tokens"
+        assert self.readout == "last" or (self.pad_id is not None and self.output_tokens == 1), "last_real reads one token"
 
 
 @dataclass

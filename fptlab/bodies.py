@@ -1,0 +1,150 @@
+"""Saved bodies: a run with `save_body = true` writes its whole body (every block, whole position
+tables) so that other runs can start from it (`init = "pretrained"`, `weights = "trial:<config
+hash>"` or the folder): the paper's Bit-pretrained transformer (Section 3.2, Tables 2 and 6).
+
+A body folder holds `body.safetensors` (tensors only: loading it runs no code, unlike a pickle) and
+`body.json` (which backbone and `[model]` options built it, which trial, which versions). Loading
+rebuilds that architecture, loads the tensors strictly, and the run then keeps its own depth (at
+most the saved one) and its task's positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fptlab.errors import DataNotFoundError, IncompatibleError
+
+TRIAL_PREFIX = "trial:"
+TENSORS, META = "body.safetensors", "body.json"
+FORMAT = "fptlab-body/1"
+# Where `trial:<hash>` is looked for when no store says where it is: `fptlab run`'s default --out
+# folder and `fptlab sweep`'s default --storage (run folders are <root>/<hash>/body).
+DEFAULT_ROOTS = (Path("runs"), Path("fptlab-runs") / "trials")
+
+
+def is_body_folder(path: Path) -> bool:
+    return (path / META).is_file() and (path / TENSORS).is_file()
+
+
+def trial_hash(weights: str) -> str | None:
+    return weights[len(TRIAL_PREFIX):] if weights.startswith(TRIAL_PREFIX) else None
+
+
+def save_body(body: Any, spec: Any, options: Any, folder: Path, *, config_hash: str, versions: dict[str, Any]) -> Path:
+    """Write `body` (after training) to `folder`, atomically enough: tensors first, then the json that
+    makes the folder a body."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / META).unlink(missing_ok=True)
+    save_file(body.full_state(), str(folder / TENSORS))
+    meta = {
+        "format": FORMAT, "backbone": spec.name, "family": spec.family, "model": dataclasses.asdict(options),
+        "depth": body.n_blocks(), "positions": body.position_lengths(), "config_hash": config_hash, "versions": versions,
+    }
+    (folder / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return folder
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((folder / META).read_text())
+    except (OSError, ValueError) as e:
+        raise DataNotFoundError(f"{folder / META} is not a readable fptlab body description ({e}).") from None
+    if meta.get("format") != FORMAT:
+        raise DataNotFoundError(f"{folder} holds a body in format {meta.get('format')!r}; this fptlab reads {FORMAT!r}.")
+    return meta
+
+
+def load_body(spec: Any, options: Any, folder: Path) -> Any:
+    """The saved body in `folder`, for a run of backbone `spec` with `options`: same backbone, same
+    architecture options (depth may be smaller: the run keeps the first blocks)."""
+    from safetensors.torch import load_file
+
+    meta = read_meta(folder)
+    if meta["backbone"] != spec.name:
+        raise IncompatibleError(
+            f"The body in {folder} was saved from backbone '{meta['backbone']}', but this run uses '{spec.name}'. "
+            f"Set backbone = \"{meta['backbone']}\"."
+        )
+    saved = _saved_options(spec, meta, folder)
+    _check_same_architecture(spec, options, saved, meta, folder)
+    body = spec.build(spec, saved)
+    body.truncate(int(meta["depth"]))
+    state = load_file(str(folder / TENSORS))
+    try:
+        body.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise IncompatibleError(f"The body in {folder} does not fit backbone '{spec.name}': {str(e).splitlines()[0]}") from None
+    return body
+
+
+def _saved_options(spec: Any, meta: dict[str, Any], folder: Path) -> Any:
+    known = {f.name for f in dataclasses.fields(spec.Options)}
+    unknown = set(meta["model"]) - known
+    if unknown:
+        raise IncompatibleError(f"The body in {folder} was built with model options {sorted(unknown)} this fptlab does not know.")
+    return spec.Options(**meta["model"])
+
+
+def _check_same_architecture(spec: Any, options: Any, saved: Any, meta: dict[str, Any], folder: Path) -> None:
+    ignore = {"depth", *getattr(spec.Options, "INIT_ONLY", ())}
+    for f in dataclasses.fields(spec.Options):
+        if f.name not in ignore and getattr(options, f.name) != getattr(saved, f.name):
+            raise IncompatibleError(
+                f"The body in {folder} was built with model.{f.name} = {getattr(saved, f.name)!r}; this run sets "
+                f"{getattr(options, f.name)!r}. Use the saved body's value."
+            )
+    if spec.depth_of(options) > int(meta["depth"]):
+        raise IncompatibleError(
+            f"This run keeps {spec.depth_of(options)} blocks, but the body in {folder} has {meta['depth']}. "
+            f"Set model.depth to at most {meta['depth']}."
+        )
+
+
+# ---- finding a trial's body ---------------------------------------------------------------------
+def locate_body(weights: str, *, roots: Sequence[Path] = DEFAULT_ROOTS, store: Any = None) -> Path:
+    """The folder of the body `weights = "trial:<hash>"` names: the store's record of it first (its
+    `body` artifact), then `<root>/<hash>/body` under each root."""
+    config_hash = trial_hash(weights)
+    assert config_hash is not None, weights
+    looked: list[str] = []
+    candidates: list[Path] = []
+    if store is not None:
+        candidates += _from_store(store, config_hash, looked)
+    candidates += [Path(root) / config_hash / "body" for root in roots]
+    for folder in candidates:
+        if is_body_folder(folder):
+            return folder
+    looked += [str(Path(root) / config_hash / "body") for root in roots]
+    raise DataNotFoundError(
+        f"weights = \"{weights}\": no saved body found (looked in {'; '.join(looked)}). Run that trial first with "
+        "save_body = true (in a sweep spec, name it in [sources.NAME] and use weights = \"source:NAME\"), or point "
+        "weights at the body's folder."
+    )
+
+
+def _from_store(store: Any, config_hash: str, looked: list[str]) -> list[Path]:
+    from fptlab.store import StoreError
+
+    try:
+        found = store.artifacts(config_hash, kind="body")
+    except StoreError as e:
+        looked.append(f"the store ({str(e).split('.')[0]})")
+        return []
+    looked.append(f"the store ({len(found)} body record(s) of trial {config_hash})")
+    return [Path(a["location"]) for a in reversed(found)]
+
+
+def resolve_reference(weights: str) -> str | None:
+    """`weights` as a location: None for "auto" (the backbone's own), a folder for "trial:<hash>"
+    (found under the default roots), else the string itself (a folder or a hub id)."""
+    if weights == "auto":
+        return None
+    if trial_hash(weights) is not None:
+        return str(locate_body(weights))
+    return weights
