@@ -1,0 +1,153 @@
+"""The paper's own ViT route (paper Section 3.2, Appendix D.2): `vit-timm`, timm's `vit_base_patch16_224`
+with its ImageNet-21k weights (`vit_base_patch16_224.orig_in21k`), as the reference code built it.
+
+Only usable with the optional timm extra (`pip install 'fptlab[timm]'`, GPU images: timm pulls
+torchvision, which on a CPU-only machine brings a CUDA build of torch). Everywhere else use
+`--backbone vit-base`: the same ImageNet-21k ViT-B/16 weights through transformers.
+
+Every build needs timm, the meta-device build of `--dry-run` included, so without timm a dry run
+fails with the same clear DataNotFoundError as a real run. `weights` is "auto", a timm model name
+(loaded with timm's pretrained weights) or a local checkpoint file (.safetensors or a torch state dict).
+
+As with `vit-base`, timm's `patch_embed`, `cls_token` and `pos_embed` are bypassed (group
+`embeddings`, frozen); a new zero-initialised 1024 × 768 table (group `positions`) is added to the
+input embeddings; then timm's `blocks` and final `norm` run with bidirectional attention.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fptlab.backbones import BACKBONES
+from fptlab.backbones._hf import _first_line
+from fptlab.backbones.base import BackboneSpec, ModelOptions
+from fptlab.errors import DataNotFoundError
+
+ARCH = "vit_base_patch16_224"
+DEFAULT_WEIGHTS = "vit_base_patch16_224.orig_in21k"
+WIDTH, LAYERS, POSITIONS = 768, 12, 1024
+
+GROUPS = (
+    ("embeddings", r"^model\.(patch_embed\.|cls_token$|pos_embed$|reg_token$)"),  # bypassed
+    ("positions", r"^positions\."),
+    ("layernorm", r"(^|\.)(norm1|norm2|norm|norm_pre|fc_norm)\."),
+    ("attention", r"\.attn\."),  # qkv, proj
+    ("feedforward", r"\.mlp\."),  # fc1, fc2
+)
+BLOCKS = "model.blocks"
+
+
+def import_timm() -> Any:
+    try:
+        import timm
+    except ImportError:
+        raise DataNotFoundError(
+            "Backbone 'vit-timm' needs the optional timm package: pip install 'fptlab[timm]' (GPU images only: on a "
+            "CPU-only machine timm pulls torchvision and a CUDA build of torch). Or use --backbone vit-base: the same "
+            "ImageNet-21k ViT-B/16 weights through transformers."
+        ) from None
+    return timm
+
+
+@cache
+def _body_class() -> type:
+    """The Body class, defined on first use so that registering the family imports no torch."""
+    import torch
+    from torch import nn
+
+    from fptlab.backbones._body import Body
+
+    class TimmViTBody(Body):
+        """norm(blocks(pos_drop(x + positions[:T]))) over a timm VisionTransformer held as `self.model`."""
+
+        blocks_path = BLOCKS
+        position_paths = {"positions": 0}
+
+        def __init__(self, model: nn.Module) -> None:
+            super().__init__()
+            self.model = model
+            self.positions = nn.Embedding(POSITIONS, model.embed_dim, device=model.norm.weight.device)
+            nn.init.zeros_(self.positions.weight)
+
+        def embed(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+            h = self.model.pos_drop(x + self.positions.weight[: x.shape[1]])
+            norm_pre = getattr(self.model, "norm_pre", None)  # Identity for this architecture
+            return norm_pre(h) if norm_pre is not None else h
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+            h = self.embed(x)
+            for block in self.blocks():
+                h = block(h)
+            return self.model.norm(h)
+
+        def first_attention(self, x: torch.Tensor) -> torch.Tensor:
+            """softmax(Q Kᵀ · scale) of the first block, as timm's Attention computes it: (B, heads, T, T)."""
+            block = self.blocks()[0]
+            attn = block.attn
+            h = block.norm1(self.embed(x))  # (B, T, d)
+            qkv = attn.qkv(h).unflatten(-1, (3, attn.num_heads, -1)).permute(2, 0, 3, 1, 4)  # (3, B, H, T, dh)
+            q, k = qkv[0], qkv[1]
+            q, k = getattr(attn, "q_norm", nn.Identity())(q), getattr(attn, "k_norm", nn.Identity())(k)
+            scale = getattr(attn, "scale", q.shape[-1] ** -0.5)
+            return (q @ k.transpose(-1, -2) * scale).softmax(dim=-1)  # (B, H, T, T)
+
+    TimmViTBody.__module__, TimmViTBody.__qualname__ = __name__, "TimmViTBody"
+    return TimmViTBody
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TimmViTBody":
+        return _body_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build(spec: BackboneSpec, options: ModelOptions) -> Any:
+    """timm's own random initialisation of ViT-B/16, without the classifier head."""
+    timm = import_timm()
+    return _body_class()(timm.create_model(ARCH, pretrained=False, num_classes=0))
+
+
+def load(spec: BackboneSpec, options: ModelOptions, location: str) -> Any:
+    timm = import_timm()
+    name = DEFAULT_WEIGHTS if location == "auto" else location
+    try:
+        if Path(name).is_file():
+            model = timm.create_model(ARCH, pretrained=False, num_classes=0)
+            model.load_state_dict(_read_checkpoint(Path(name)), strict=True)
+        else:
+            model = timm.create_model(name, pretrained=True, num_classes=0)
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        raise DataNotFoundError(
+            f"Could not load pretrained weights for backbone '{spec.name}' from '{name}': {_first_line(e)}. "
+            "Without internet, timm's weights must be in the Hugging Face cache ($HF_HOME) or on disk "
+            "(--set weights=PATH, a timm vit_base_patch16_224 checkpoint); or run with --init random."
+        ) from None
+    if getattr(model, "embed_dim", None) != WIDTH or len(model.blocks) != LAYERS:
+        raise DataNotFoundError(f"timm model '{name}' is not a {LAYERS} × {WIDTH} ViT; point --set weights= at a ViT-B/16.")
+    return _body_class()(model)
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """A timm ViT state dict from a file, without its classifier head."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state.get("model", state))
+    return {k: v for k, v in state.items() if not k.startswith("head.")}
+
+
+BACKBONES.register(
+    "vit-timm",
+    BackboneSpec(
+        name="vit-timm", family="vit", d_model=WIDTH, n_layers=LAYERS, max_positions=POSITIONS, groups=GROUPS,
+        blocks=BLOCKS, build=build, load=load, default_weights=DEFAULT_WEIGHTS, requires=("timm",),
+        description="ViT-B/16 ImageNet-21k through timm, as the paper's code (needs the timm extra, GPU images)",
+    ),
+)
