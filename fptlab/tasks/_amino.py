@@ -4,12 +4,19 @@ with TAPE", `IUPAC_VOCAB`).
 
 A protein is encoded as `<cls>` + one token per residue + `<sep>` and right-padded with `<pad>` = 0
 to a fixed length T. The reference embedded these 30 ids with an Embedding(30, d) input layer.
+
+Read-out (`readout` option of the protein tasks). Padded to a fixed T, the last position is a pad
+for every sequence shorter than T: a read-out there sees the protein only through attention from a
+pad token. `readout = "sep"` (default) reads the output layer from each sequence's last real token,
+its `<sep>` (under GPT-2's causal mask, exactly what an unpadded sequence gives; a bidirectional body
+still lets tokens attend to the pads). `readout = "last"` reads the last position, as fptlab 0.1.0
+did (the 0.2.0 store migration pins it on trials stored before).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,6 +36,8 @@ TOKEN_ID = {token: i for i, token in enumerate(VOCAB)}
 
 LongPolicy = Literal["skip", "truncate"]
 LONG_POLICIES = ("skip", "truncate")
+Readout = Literal["sep", "last"]
+READOUTS = ("sep", "last")
 
 assert VOCAB_SIZE == 30 and TOKEN_ID["A"] == 5 and TOKEN_ID["Z"] == 29
 
@@ -95,8 +104,15 @@ def subsample(n_total: int, n: int, rng: np.random.Generator, *, option: str) ->
     return np.sort(rng.permutation(n_total)[:n])
 
 
-def check_options(max_len: int, long: str, counts: dict[str, int]) -> None:
+def readout_spec(readout: str) -> dict[str, Any]:
+    """TaskSpec read-out fields for a protein task's `readout` option (see the module docstring)."""
+    return {"readout": "last_real", "pad_id": PAD} if readout == "sep" else {}
+
+
+def check_options(max_len: int, long: str, counts: dict[str, int], readout: str = "sep") -> None:
     """Validation shared by the protein tasks' Options (raises ValueError, as Options must)."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {', '.join(map(repr, READOUTS))}, got {readout!r}")
     if max_len < 3:
         raise ValueError(f"max_len must be >= 3 (<cls> + one residue + <sep>), got {max_len}")
     if long not in LONG_POLICIES:

@@ -52,7 +52,7 @@ class BitMemory(Task):
         tokens_per_string = o.n_bits // o.bits_per_token
         return TaskSpec(
             "dense", o.bits_per_token, (o.n_strings + 1) * tokens_per_string,
-            n_classes=2, n_outputs=o.n_bits, output_tokens=tokens_per_string,
+            n_classes=2, n_outputs=o.n_bits, output_tokens=tokens_per_string, streamed=True,
         )
 
     def load(self, o: BitMemoryOptions, data_dir) -> TaskData:

@@ -38,7 +38,8 @@ class BitXor(Task):
     Options = BitXorOptions
 
     def spec(self, opts: BitXorOptions) -> TaskSpec:
-        return TaskSpec("dense", 1, 2 * opts.n_bits, n_classes=2, n_outputs=opts.n_bits, output_tokens=opts.n_bits)
+        return TaskSpec("dense", 1, 2 * opts.n_bits, n_classes=2, n_outputs=opts.n_bits, output_tokens=opts.n_bits,
+                        streamed=True)
 
     def load(self, opts: BitXorOptions, data_dir) -> TaskData:
         test_x, test_y = sample_xor(opts.test_size, opts.n_bits, data_rng(1, opts.n_bits, opts.test_size))

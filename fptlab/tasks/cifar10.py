@@ -162,7 +162,7 @@ class Cifar10(Task):
     Options = Cifar10Options
 
     def spec(self, opts: Cifar10Options) -> TaskSpec:
-        return TaskSpec("dense", 3 * opts.patch**2, (SIZE // opts.patch) ** 2, n_classes=N_CLASSES)
+        return TaskSpec("dense", 3 * opts.patch**2, (SIZE // opts.patch) ** 2, n_classes=N_CLASSES, augments=opts.augment)
 
     def load(self, opts: Cifar10Options, data_dir: Path) -> TaskData:
         mean, std = (MEAN, STD) if opts.normalize else (None, None)
@@ -176,7 +176,7 @@ class Cifar10Lra(Task):
     Options = Cifar10LraOptions
 
     def spec(self, opts: Cifar10LraOptions) -> TaskSpec:
-        return TaskSpec("dense", opts.patch**2, (SIZE // opts.patch) ** 2, n_classes=N_CLASSES)
+        return TaskSpec("dense", opts.patch**2, (SIZE // opts.patch) ** 2, n_classes=N_CLASSES, augments=opts.augment)
 
     def load(self, opts: Cifar10LraOptions, data_dir: Path) -> TaskData:
         encoder = ImageEncoder(patch=opts.patch, size=SIZE, mean=(0.5,), std=(0.5,), augment=opts.augment)

@@ -28,7 +28,7 @@ import numpy as np
 from fptlab import assets
 from fptlab.errors import DataNotFoundError, FptlabError
 from fptlab.tasks import register_task
-from fptlab.tasks._amino import VOCAB_SIZE, LongPolicy, check_options, pack, subsample, token_length
+from fptlab.tasks._amino import VOCAB_SIZE, LongPolicy, Readout, check_options, pack, readout_spec, subsample, token_length
 from fptlab.tasks.base import ArraySplit, Task, TaskData, TaskSpec, data_rng
 
 MODLAMP_FILE = ("modlamp", "data/AMPvsUniProt.csv")
@@ -47,6 +47,7 @@ class PeptidesOptions:
     test_fraction: float = 0.2  # per-class share held out for testing
     n_train: int = 0  # seeded subsample of the train split; 0 = all
     n_test: int = 0  # seeded subsample of the test split; 0 = all
+    readout: Readout = "sep"  # read the output at each sequence's <sep> ("sep") or the last position ("last")
 
     def __post_init__(self) -> None:
         if self.source not in ("auto", "modlamp", "csv"):
@@ -57,7 +58,7 @@ class PeptidesOptions:
             raise ValueError(f"path ({self.path!r}) is only read with source = 'csv'; drop it or set source = 'csv'")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        check_options(self.max_len, self.long, {"n_train": self.n_train, "n_test": self.n_test})
+        check_options(self.max_len, self.long, {"n_train": self.n_train, "n_test": self.n_test}, self.readout)
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ class Peptides(Task):
     Options = PeptidesOptions
 
     def spec(self, opts: PeptidesOptions) -> TaskSpec:
-        return TaskSpec("tokens", VOCAB_SIZE, opts.max_len, n_classes=N_CLASSES)
+        return TaskSpec("tokens", VOCAB_SIZE, opts.max_len, n_classes=N_CLASSES, **readout_spec(opts.readout))
 
     def resolve(self, opts: PeptidesOptions, data_dir: Path) -> PeptidesOptions:
         """Resolve source "auto": "csv" when a path is given, else "modlamp" when its file is here."""

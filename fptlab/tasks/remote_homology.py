@@ -34,7 +34,7 @@ import numpy as np
 from fptlab import assets
 from fptlab.errors import DataNotFoundError, FptlabError
 from fptlab.tasks import register_task
-from fptlab.tasks._amino import VOCAB_SIZE, LongPolicy, check_options, pack, subsample
+from fptlab.tasks._amino import VOCAB_SIZE, LongPolicy, Readout, check_options, pack, readout_spec, subsample
 from fptlab.tasks.base import ArraySplit, Task, TaskData, TaskSpec, data_rng
 
 N_FOLDS = 1195
@@ -60,6 +60,7 @@ class RemoteHomologyOptions:
     eval_split: Literal["valid", "test_fold_holdout", "test_superfamily_holdout", "test_family_holdout"] = "valid"
     n_train: int = 0  # seeded subsample of the train split for quick runs; 0 = all
     n_eval: int = 0  # seeded subsample of the eval split; 0 = all
+    readout: Readout = "sep"  # read the output at each sequence's <sep> ("sep") or the last position ("last")
 
     def __post_init__(self) -> None:
         if self.source not in ("auto", "tape"):
@@ -68,7 +69,7 @@ class RemoteHomologyOptions:
             raise ValueError(f"eval_split must be one of {', '.join(EVAL_SPLITS)}, got {self.eval_split!r}")
         if self.path is not None and not self.path.strip():
             raise ValueError("path must name a folder, or be left unset for <data dir>/remote_homology")
-        check_options(self.max_len, self.long, {"n_train": self.n_train, "n_eval": self.n_eval})
+        check_options(self.max_len, self.long, {"n_train": self.n_train, "n_eval": self.n_eval}, self.readout)
 
 
 # ---- finding the files ---------------------------------------------------------------------------
@@ -307,7 +308,7 @@ class RemoteHomology(Task):
     Options = RemoteHomologyOptions
 
     def spec(self, opts: RemoteHomologyOptions) -> TaskSpec:
-        return TaskSpec("tokens", VOCAB_SIZE, opts.max_len, n_classes=N_FOLDS)
+        return TaskSpec("tokens", VOCAB_SIZE, opts.max_len, n_classes=N_FOLDS, **readout_spec(opts.readout))
 
     def resolve(self, opts: RemoteHomologyOptions, data_dir: Path) -> RemoteHomologyOptions:
         """Resolve source "auto" to "tape" when the files are here or can be downloaded (online, no path)."""
