@@ -48,8 +48,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fptlab.backbones import BACKBONES
+from fptlab.backbones._hf import import_transformers
 from fptlab.backbones.gpt2 import SIZES
-from fptlab.backbones.hf import import_transformers
 from fptlab.config import PAPER_GROUPS, config_from_dict
 from fptlab.model import apply_trainable, build_model
 from fptlab.plan import task_spec
@@ -124,7 +124,7 @@ def make_fptlab_side(args: argparse.Namespace, device: torch.device) -> tuple[nn
     if args.tokens == 64:
         assert task_spec(cfgs["fp32"]) == spec, "cifar10's spec changed; keep the benchmark's shapes in step with it"
     seed_everything(args.seed)
-    model = build_model(spec, args.backbone, "random", "auto", 0.1).to(device)
+    model = build_model(spec, config_from_dict({"task": "bit_xor", "backbone": args.backbone, "init": "random"})).to(device)
     apply_trainable(model, BACKBONES.get(args.backbone), PAPER_GROUPS)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(cfgs["fp32"], params)

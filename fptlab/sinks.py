@@ -12,10 +12,13 @@ from typing import Any, Protocol
 
 class Sink(Protocol):
     def start(self, info: dict[str, Any]) -> None:
-        """Called once: config, config hash, parameter counts, device, versions."""
+        """Called once: config, config hash, parameter counts, device, versions (fptlab, torch, transformers)."""
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Per-step values (train loss/accuracy; test loss/accuracy at evaluations). May be NaN/inf."""
+
+    def artifact(self, kind: str, location: str, meta: dict[str, Any]) -> None:
+        """A file the run wrote (attention maps, parameter statistics, a saved body), after training."""
 
     def finish(self, result: dict[str, Any]) -> None:
         """Called once at the end with the final result, whatever the status."""
@@ -26,6 +29,9 @@ class NullSink:
         pass
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def artifact(self, kind: str, location: str, meta: dict[str, Any]) -> None:
         pass
 
     def finish(self, result: dict[str, Any]) -> None:
@@ -39,9 +45,17 @@ def jsonable_float(v: Any) -> Any:
     return v
 
 
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def decode_float(v: Any) -> Any:
+    """Inverse of `jsonable_float`: "nan" / "inf" / "-inf" back to floats; anything else unchanged."""
+    return NON_FINITE[v] if isinstance(v, str) and v in NON_FINITE else v
+
+
 class JsonlSink:
-    """One JSON object per line: {"event": "start"|"log"|"finish", ...}. Appends, so a resumed run
-    continues the same file."""
+    """One JSON object per line: {"event": "start"|"log"|"artifact"|"finish", ...}. Appends, so a
+    resumed run continues the same file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -57,6 +71,9 @@ class JsonlSink:
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self._write({"event": "log", "step": step, **metrics})
+
+    def artifact(self, kind: str, location: str, meta: dict[str, Any]) -> None:
+        self._write({"event": "artifact", "kind": kind, "location": location, "meta": meta})
 
     def finish(self, result: dict[str, Any]) -> None:
         self._write({"event": "finish", "time": time.time(), **result})

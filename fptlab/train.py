@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fptlab import __version__
+from fptlab import versions
 from fptlab.backbones import BACKBONES
 from fptlab.checkpoint import load_checkpoint, save_checkpoint
 from fptlab.config import RunConfig
@@ -28,6 +28,7 @@ from fptlab.sinks import NullSink, Sink
 from fptlab.tasks import TASKS
 from fptlab.tasks.base import ArraySplit, TaskData, data_fingerprint
 
+CHECKPOINT_FILE = "checkpoint.pt"
 # Tags that keep the per-purpose random streams of one seed apart.
 EPOCH_TAG, AUGMENT_TAG, EVAL_TAG = 1, 2, 3
 
@@ -50,6 +51,7 @@ class RunResult:
     steps_per_second: float
     stopped_early: bool = False
     resumed_from: int = 0
+    feature_seconds: float = 0.0  # cache_features: the one pass over the data computing read-out features
     config: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -207,11 +209,14 @@ def train(
     sink: Sink | None = None,
     *,
     data_dir: Path | None = None,
-    checkpoint_path: Path | None = None,
+    run_dir: Path | None = None,
+    weights_path: Path | None = None,
     progress: bool = False,
 ) -> RunResult:
-    """Run one configuration to completion (or divergence). Resumes from `checkpoint_path` if it exists;
-    a checkpoint of a run that already ended returns that run's result without training."""
+    """Run one configuration to completion (or divergence). `run_dir` holds the run's checkpoint and
+    artifacts (attention maps, parameter statistics, saved body); a run resumes from its checkpoint
+    there, and the checkpoint of a run that already ended returns that run's result without training.
+    `weights_path` is where `weights = "trial:<hash>"` was found (else the default folders are searched)."""
     from fptlab.assets import data_dir as default_data_dir
     from fptlab.model import apply_trainable, build_model, count_parameters
 
@@ -221,42 +226,75 @@ def train(
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
     data = TASKS.get(cfg.task).load(cfg.task_options, data_dir)
-    model = build_model(data.spec, cfg.backbone, cfg.init, cfg.weights, cfg.dropout).to(device)
+    model = build_model(data.spec, cfg, weights_path=weights_path).to(device)
     groups = apply_trainable(model, BACKBONES.get(cfg.backbone), cfg.train)
     counts = count_parameters(model, groups)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(cfg, params)
+    checkpoint = Path(run_dir) / CHECKPOINT_FILE if run_dir is not None else None
     state, start = LoopState(), 0
-    if checkpoint_path is not None and Path(checkpoint_path).exists():
-        start, loop = load_checkpoint(Path(checkpoint_path), config_hash=cfg.hash, model=model, optimizer=optimizer)
+    if checkpoint is not None and checkpoint.exists():
+        start, loop = load_checkpoint(checkpoint, config_hash=cfg.hash, model=model, optimizer=optimizer)
         state = LoopState(**loop)
     sink.start({
-        "config_hash": cfg.hash, "config": cfg.to_dict(), "device": str(device), "fptlab_version": __version__,
+        "config_hash": cfg.hash, "config": cfg.to_dict(), "device": str(device), "versions": versions(),
         "trainable_params": counts.trainable, "total_params": counts.total, "params_by_group": counts.by_group,
         "resumed_from": start, "data": data.description, "data_fingerprint": data_fingerprint(data),
     })
     t0 = time.perf_counter()
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None and cfg.checkpoint_every else None
+    feature_seconds = 0.0
     if state.finished:  # the final checkpoint of a run that already ended: report it, train nothing
         status, stopped_early, done = state.finished, state.stopped_early, start
     else:
+        learner, seen = model, data
+        if cfg.cache_features:  # Section 3.9: the body runs once per example, then only the read-out trains
+            learner, seen, feature_seconds = _cached(model, data, cfg, device, progress)
         bar = _Bar(progress, cfg, start)
-        steps = _Steps(cfg, data, model, optimizer, params, device, sink, bar, ckpt)
+        saving = checkpoint if cfg.checkpoint_every else None
+        steps = _Steps(cfg, seen, learner, optimizer, params, device, sink, bar, saving)
         status, stopped_early, done = steps.run(state, start)
         bar.close()
-        if ckpt is not None:  # so that running the same config again resumes to "done", exactly
+        if saving is not None:  # so that running the same config again resumes to "done", exactly
             state.finished, state.stopped_early = status, stopped_early
-            save_checkpoint(ckpt, config_hash=cfg.hash, step=done, model=model, optimizer=optimizer, loop_state=asdict(state))
+            save_checkpoint(saving, config_hash=cfg.hash, step=done, model=model, optimizer=optimizer, loop_state=asdict(state))
     wall = time.perf_counter() - t0
+    if run_dir is not None:
+        for record in _artifacts(cfg, model, data, status, Path(run_dir)):
+            sink.artifact(record.kind, record.location, record.meta)
     result = RunResult(
         config_hash=cfg.hash, status=status, steps=done, test_accuracy=state.test_accuracy, test_loss=state.test_loss,
         best_test_accuracy=state.best_test_accuracy, train_accuracy=state.train_accuracy, train_loss=state.train_loss,
         trainable_params=counts.trainable, total_params=counts.total, params_by_group=counts.by_group,
         device=str(device), wall_seconds=wall, steps_per_second=(done - start) / wall if wall > 0 else math.nan,
-        stopped_early=stopped_early, resumed_from=start, config=cfg.to_dict(),
+        stopped_early=stopped_early, resumed_from=start, feature_seconds=feature_seconds, config=cfg.to_dict(),
     )
     sink.finish({k: v for k, v in result.as_dict().items() if k != "config"})
     return result
+
+
+def _cached(model: Any, data: TaskData, cfg: RunConfig, device: Any, progress: bool) -> tuple[Any, TaskData, float]:
+    from fptlab.cached import cached_task, output_head
+
+    bar = _Bar(progress, cfg, 0, total=len(data.train) + len(data.test), label="features") if progress else None
+    features, seconds = cached_task(model, data, device, cfg.eval_batch_size, bar.advance_by if bar else None)
+    if bar is not None:
+        bar.close()
+    return output_head(model), features, seconds
+
+
+def _artifacts(cfg: RunConfig, model: Any, data: TaskData, status: str, run_dir: Path) -> list[Any]:
+    """The files this config asks a finished run to leave (see fptlab.artifacts)."""
+    from fptlab import artifacts
+
+    spec = BACKBONES.get(cfg.backbone)
+    records = []
+    if cfg.attention_maps:
+        records.append(artifacts.attention_maps(model, data, cfg.attention_maps, run_dir))
+    if cfg.param_stats:
+        records.append(artifacts.write_param_stats(model.backbone, spec, run_dir))
+    if cfg.save_body and status == "completed":
+        records.append(artifacts.write_body(model.backbone, spec, cfg.model_options, run_dir, cfg.hash, versions()))
+    return records
 
 
 @dataclass
@@ -318,7 +356,7 @@ def _evaluate_into(state: LoopState, model: Any, data: TaskData, cfg: RunConfig,
 class _Bar:
     """A rich progress bar on stderr (or nothing)."""
 
-    def __init__(self, enabled: bool, cfg: RunConfig, start: int) -> None:
+    def __init__(self, enabled: bool, cfg: RunConfig, start: int, total: int | None = None, label: str = "") -> None:
         self.progress = None
         if not enabled:
             return
@@ -330,12 +368,17 @@ class _Bar:
             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
         )
         self.progress.start()
-        self.task = self.progress.add_task(f"{cfg.task}/{cfg.backbone}/{cfg.init}", total=cfg.steps, completed=start, acc="")
+        name = f"{cfg.task}/{cfg.backbone}/{cfg.init}" + (f" {label}" if label else "")
+        self.task = self.progress.add_task(name, total=total or cfg.steps, completed=start, acc="")
 
     def advance(self, state: LoopState) -> None:
         if self.progress is not None:
             acc = "" if math.isnan(state.test_accuracy) else f"test acc {state.test_accuracy:.3f}"
             self.progress.update(self.task, advance=1, acc=acc)
+
+    def advance_by(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=n)
 
     def close(self) -> None:
         if self.progress is not None:

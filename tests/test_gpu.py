@@ -36,7 +36,8 @@ def test_cuda_forward_matches_cpu_in_fp32():
     from fptlab.tasks import TaskSpec
 
     torch.manual_seed(0)
-    model = build_model(TaskSpec("dense", 16, 12, n_classes=10), "gpt2-tiny", "random", "auto", 0.1).eval()
+    cfg = config_from_dict({"task": "bit_xor", "backbone": "gpt2-tiny", "init": "random"})
+    model = build_model(TaskSpec("dense", 16, 12, n_classes=10), cfg).eval()
     x = torch.randn(4, 12, 16)
     with torch.no_grad():
         on_cpu = model(x)

@@ -45,8 +45,9 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient():
     grads = []
     for micro in (None, 3):
         torch.manual_seed(0)
-        model = build_model(spec, "minilm-tiny", "random", "auto", 0.0).eval()  # eval: no dropout noise
-        apply_trainable(model, BACKBONES.get("minilm-tiny"), ("input", "output", "layernorm"))
+        model_cfg = config_from_dict({"task": "bit_xor", "backbone": "bert-tiny", "init": "random", "dropout": 0.0})
+        model = build_model(spec, model_cfg).eval()  # eval: no dropout noise
+        apply_trainable(model, BACKBONES.get("bert-tiny"), ("input", "output", "layernorm"))
         params = [p for p in model.parameters() if p.requires_grad]
         cfg = tiny(micro_batch_size=micro, batch_size=8, grad_clip=0.0)
         opt = make_optimizer(cfg, params)
@@ -79,7 +80,7 @@ def test_divergence_keeps_last_good_metrics(monkeypatch, data_dir, tmp_path):
 
 def test_resume_from_checkpoint_is_exact(monkeypatch, data_dir, tmp_path):
     cfg = tiny(task="mnist", checkpoint_every=2, steps=6)
-    straight = train(cfg, data_dir=data_dir, checkpoint_path=tmp_path / "a.pt")
+    straight = train(cfg, data_dir=data_dir, run_dir=tmp_path / "a")
     real = train_mod.train_step
     calls = {"n": 0}
 
@@ -91,12 +92,12 @@ def test_resume_from_checkpoint_is_exact(monkeypatch, data_dir, tmp_path):
 
     monkeypatch.setattr(train_mod, "train_step", crash_at_5)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, data_dir=data_dir, checkpoint_path=tmp_path / "b.pt")
+        train(cfg, data_dir=data_dir, run_dir=tmp_path / "b")
     monkeypatch.setattr(train_mod, "train_step", real)
-    resumed = train(cfg, data_dir=data_dir, checkpoint_path=tmp_path / "b.pt")
+    resumed = train(cfg, data_dir=data_dir, run_dir=tmp_path / "b")
     assert resumed.resumed_from == 4
     assert (resumed.test_loss, resumed.test_accuracy, resumed.train_loss) == (straight.test_loss, straight.test_accuracy, straight.train_loss)
-    size = (tmp_path / "b.pt").stat().st_size
+    size = (tmp_path / "b" / "checkpoint.pt").stat().st_size
     assert size < 200_000  # trainable parameters and optimiser state only
 
 
@@ -114,7 +115,7 @@ def test_eval_batches_samples_like_the_reference(data_dir):
 @pytest.mark.parametrize("task", sorted(TINY_OPTIONS))
 def test_every_task_trains_end_to_end(task, data_dir, tmp_path):
     sink = JsonlSink(tmp_path / "m.jsonl")
-    result = train(tiny(task=task, steps=2, eval_every=2, backbone="minilm-tiny"), sink, data_dir=data_dir)
+    result = train(tiny(task=task, steps=2, eval_every=2, backbone="bert-tiny"), sink, data_dir=data_dir)
     assert result.status == "completed" and 0.0 <= result.test_accuracy <= 1.0
     events = [r["event"] for r in read_jsonl(tmp_path / "m.jsonl")]
     assert events == ["start", "log", "log", "finish"]
@@ -127,8 +128,8 @@ def test_bf16_autocast_step_is_finite(data_dir):
 
 def test_rerun_of_a_finished_run_trains_nothing(data_dir, tmp_path):
     cfg = tiny(target_accuracy=0.01, steps=30, checkpoint_every=3)
-    first = train(cfg, data_dir=data_dir, checkpoint_path=tmp_path / "c.pt")
-    again = train(cfg, data_dir=data_dir, checkpoint_path=tmp_path / "c.pt")
+    first = train(cfg, data_dir=data_dir, run_dir=tmp_path / "c")
+    again = train(cfg, data_dir=data_dir, run_dir=tmp_path / "c")
     assert first.stopped_early and first.steps == 3
     assert (again.steps, again.stopped_early, again.test_accuracy, again.resumed_from) == (3, True, first.test_accuracy, 3)
 
