@@ -19,7 +19,7 @@
    A backend short of the target is profiled (cProfile of a few calls of the largest batch; `--profile
    always|never` to force) and its time split by layer (fptlab / SQLAlchemy / driver / stdlib).
 
-2. Sweep overhead. `--trials` short bit_xor trials (random-init `minilm-tiny`, 30 steps, evaluation every
+2. Sweep overhead. `--trials` short bit_xor trials (random-init `bert-tiny`, 30 steps, evaluation every
    10, 64 test examples, seeds 0..n-1) built in memory with `spec_from_dict` and run by `run_sweep` on an
    embedded Ray (num_cpus=2, cpus_per_trial=1) into a temporary SQLite store. The script wraps, without
    changing what they do, a few driver-side hooks to timestamp events: `init_ray` (Ray start-up), each claim
@@ -67,6 +67,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from fptlab.config import config_from_dict  # noqa: E402
 from fptlab.store import Store, mask_url, new_owner_id  # noqa: E402
 from fptlab.store.models import encode_float  # noqa: E402
 
@@ -239,12 +240,14 @@ def ingest_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, A
     # One trial per measurement (so that every timed call inserts new rows), plus warm-up, profile and ceiling trials.
     slots: list[Any] = [(m, b, r) for r in range(args.repeats) for b in sizes for m in modes]
     slots += [("engine", 0, r) for r in range(args.repeats)] if args.floor else []
-    hashes = {slot: uuid.uuid4().hex[:16] for slot in [*slots, "warmup", *(("profile", b) for b in sizes)]}
+    # Real run configs, one per slot; a random seed offset keeps every benchmark run's trials new.
+    base = uuid.uuid4().int % 10**9
+    configs = {slot: config_from_dict({"task": "bit_xor", "backbone": "gpt2-tiny", "init": "random", "seed": base + i})
+               for i, slot in enumerate([*slots, "warmup", *(("profile", b) for b in sizes)])}
+    hashes = {slot: cfg.hash for slot, cfg in configs.items()}
     t = time.perf_counter()
     experiment = store.upsert_experiment(f"bench-ingest-{uuid.uuid4().hex[:6]}", "store_ingest benchmark", "{}", "0" * 16)
-    cells = [(h, json.dumps({"bench": h}), {"task": "bit_xor", "backbone": "bench", "init": "random", "seed": i})
-             for i, h in enumerate(hashes.values())]
-    store.add_trials(experiment, cells)
+    store.add_trials(experiment, list(configs.values()))
     owner, host = new_owner_id(), socket.gethostname()
     for h in hashes.values():
         if store.claim(h, owner, host, lease_seconds=3600, max_attempts=1) is None:
@@ -652,7 +655,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--sweep-repeats", type=int, default=3, help="sweeps to run; the median one is reported in detail")
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--backbone", default="minilm-tiny", choices=("minilm-tiny", "gpt2-tiny"))
+    ap.add_argument("--backbone", default="bert-tiny", choices=("bert-tiny", "gpt2-tiny"))
     ap.add_argument("--num-cpus", type=int, default=2, help="embedded Ray's CPUs")
     ap.add_argument("--cpus-per-trial", type=float, default=1.0)
     args = ap.parse_args(argv)

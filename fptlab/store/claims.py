@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from fptlab.store import dialect
 from fptlab.store.base import StoreBase, chunks
 from fptlab.store.errors import StoreError
-from fptlab.store.models import FINAL_STATUSES, Result, Trial, encode_float
+from fptlab.store.models import FINAL_STATUSES, VERSIONED, Result, Trial, encode_float
 
 
 @dataclass(frozen=True)
@@ -136,13 +136,14 @@ class ClaimOps(StoreBase):
         owner: str,
         *,
         device: str | None = None,
-        fptlab_version: str | None = None,
+        versions: dict[str, str | None] | None = None,
         data_fingerprint: str | None = None,
         results: dict[str, float] | None = None,
     ) -> bool:
-        """Store what a run reports when it starts (device, version, parameter counts); only while
-        `owner` still holds the trial. Returns whether it applied."""
-        values = {"device": device, "fptlab_version": fptlab_version, "data_fingerprint": data_fingerprint}
+        """Store what a run reports when it starts (device, the fptlab / torch / transformers versions,
+        parameter counts); only while `owner` still holds the trial. Returns whether it applied."""
+        values = {"device": device, "data_fingerprint": data_fingerprint}
+        values.update({f"{package}_version": (versions or {}).get(package) for package in VERSIONED})
         values = {k: v for k, v in values.items() if v is not None}
         with self.session(write=True) as session:
             applied = session.execute(_owned([config_hash], owner).values(heartbeat=self.now(), **values)).rowcount == 1

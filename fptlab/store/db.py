@@ -3,7 +3,7 @@
     store = Store("postgresql+psycopg://fpt@db/fptlab")   # or None: $FPTLAB_DB, else sqlite:///fptlab.db
     store.check()                                          # reachable and at schema head, or StoreError
     exp = store.upsert_experiment("table2", "Table 2", spec_text, spec_hash)
-    store.add_trials(exp, [trial_cell(cfg) for cfg in configs])
+    store.add_trials(exp, configs)                         # RunConfigs (resolved)
     while (h := store.next_claim(hashes, owner, host, lease_seconds=300, max_attempts=3)):
         ... train with StoreSink(store, h, owner) ...
 
@@ -28,13 +28,6 @@ from fptlab.store.errors import StoreError
 from fptlab.store.models import TRIAL_FILTER_COLUMNS, Experiment, ExperimentTrial, Trial
 from fptlab.store.queries import QueryOps
 from fptlab.store.records import RecordOps
-
-Cell = tuple[str, str, dict[str, Any]]  # (config_hash, canonical config JSON, filter columns)
-
-
-def trial_cell(config: Any) -> Cell:
-    """The `add_trials` cell of a RunConfig (duck-typed: `.hash`, `.canonical_json()`, fields)."""
-    return config.hash, config.canonical_json(), {c: getattr(config, c) for c in TRIAL_FILTER_COLUMNS}
 
 
 class Store(ClaimOps, RecordOps, QueryOps):
@@ -71,12 +64,13 @@ class Store(ClaimOps, RecordOps, QueryOps):
             dialect.upsert(session, Experiment.__table__, [row], ["name"], ["description", "spec_text", "spec_hash"])
             return int(session.scalar(select(Experiment.id).where(Experiment.name == name)))
 
-    def add_trials(self, experiment_id: int, cells: Sequence[Cell]) -> None:
-        """Insert the trials of `cells` that do not exist yet as queued (existing ones are left as they
-        are) and link all of them to the experiment. Idempotent, batched, and safe when several
-        processes add the same cells at once."""
+    def add_trials(self, experiment_id: int, configs: Sequence[Any]) -> None:
+        """Insert the trials of `configs` that do not exist yet as queued (existing ones are left as they
+        are) and link all of them to the experiment. A config is a resolved `RunConfig` (duck-typed:
+        `.hash`, `.record_json()` and the filter columns task, backbone, init, seed). Idempotent,
+        batched, and safe when several processes add the same configs at once."""
         # Sorted, so that concurrent inserters lock rows in the same order and cannot deadlock.
-        rows = sorted((_trial_row(h, c, f, self.now()) for h, c, f in cells), key=lambda r: r["config_hash"])
+        rows = sorted((_trial_row(c, self.now()) for c in configs), key=lambda r: r["config_hash"])
         with self.session(write=True) as session:
             if session.get(Experiment, experiment_id) is None:
                 raise StoreError(
@@ -98,20 +92,17 @@ class Store(ClaimOps, RecordOps, QueryOps):
         return n
 
 
-def _trial_row(config_hash: str, config_json: str, filters: dict[str, Any], now: Any) -> dict[str, Any]:
-    unknown = set(filters) - set(TRIAL_FILTER_COLUMNS)
-    if unknown:
-        expected = ", ".join(TRIAL_FILTER_COLUMNS)
-        raise StoreError(f"Unknown trial filter column(s) {sorted(unknown)} for trial '{config_hash}'. Expected: {expected}.")
+def _trial_row(config: Any, now: Any) -> dict[str, Any]:
+    config_hash, config_json = config.hash, config.record_json()
     try:
         json.loads(config_json)  # a malformed config must fail here, not when a worker reads it back
     except ValueError as e:
-        raise StoreError(f"The config of trial '{config_hash}' is not JSON ({e}); pass RunConfig.canonical_json().") from None
+        raise StoreError(f"The config of trial '{config_hash}' is not JSON ({e}); record_json() must give JSON.") from None
     return {
         "config_hash": config_hash,
         "config": config_json,
         "status": "queued",
         "attempts": 0,
         "created": now,
-        **{c: filters.get(c) for c in TRIAL_FILTER_COLUMNS},
+        **{c: getattr(config, c) for c in TRIAL_FILTER_COLUMNS},
     }

@@ -22,6 +22,7 @@ VERSION_TABLE = "fptlab_alembic_version"  # our own, so a database shared with o
 STATUSES = ("queued", "running", "completed", "failed", "diverged", "interrupted")
 FINAL_STATUSES = ("completed", "failed", "diverged", "interrupted")
 VALUE_KINDS = ("finite", "nan", "inf", "-inf")
+VERSIONED = ("fptlab", "torch", "transformers")  # packages whose version each trial records (<name>_version)
 
 NAMING = {  # deterministic constraint names: Alembic's batch mode on SQLite needs them
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -80,7 +81,7 @@ class Trial(Base):
     __tablename__ = "trials"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     config_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    config: Mapped[str] = mapped_column(Text)  # RunConfig.canonical_json()
+    config: Mapped[str] = mapped_column(Text)  # RunConfig.record_json(): the full resolved config
     task: Mapped[str | None] = mapped_column(String(64))
     backbone: Mapped[str | None] = mapped_column(String(64))
     init: Mapped[str | None] = mapped_column(String(32))
@@ -97,6 +98,8 @@ class Trial(Base):
     error: Mapped[str | None] = mapped_column(Text)
     fptlab_version: Mapped[str | None] = mapped_column(String(32))
     data_fingerprint: Mapped[str | None] = mapped_column(Text)
+    torch_version: Mapped[str | None] = mapped_column(String(64))
+    transformers_version: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="status"),

@@ -1,4 +1,6 @@
-"""`StoreSink`: the `fptlab.sinks.Sink` that writes a claimed trial's run into the store.
+"""`StoreSink`: the `fptlab.sinks.Sink` that writes a claimed trial's run into the store: the one
+way a trial is recorded. A sweep driver feeds one per running trial with what its Ray worker reports
+(`fptlab.sweep.tune_glue.StoreCallback`); in-process runs write through it directly.
 
 Per-step metrics are buffered and written in batches (every `flush_every` rows, at each evaluation
 and at the end), so a 10k-step run costs a few hundred statements, not 30k. While it flushes it also
@@ -34,20 +36,29 @@ class StoreSink:
     def start(self, info: dict[str, Any]) -> None:
         results = {k: float(info[k]) for k in START_RESULTS if _is_number(info.get(k))}
         results.update(_flatten_groups(info.get("params_by_group")))
+        versions = info.get("versions") if isinstance(info.get("versions"), dict) else {}
         self.store.record_start(
             self.config_hash,
             self.owner,
             device=_str_or_none(info.get("device")),
-            fptlab_version=_str_or_none(info.get("fptlab_version")),
+            versions={k: _str_or_none(v) for k, v in versions.items()},
             data_fingerprint=_str_or_none(info.get("data_fingerprint")),
             results=results,
         )
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        self._rows.extend((step, key, float(value)) for key, value in metrics.items() if _is_number(value))
+        self.add_rows([(step, key, value) for key, value in metrics.items()])
         evaluated = any(key.startswith(EVAL_PREFIX) for key in metrics)
         if evaluated or len(self._rows) >= self.flush_every:
             self.flush()
+
+    def add_rows(self, rows: list[tuple[int, str, Any]]) -> None:
+        """Buffer (step, key, value) rows (non-numbers are dropped); `flush` writes them."""
+        self._rows.extend((int(step), key, float(value)) for step, key, value in rows if _is_number(value))
+
+    def artifact(self, kind: str, location: str, meta: dict[str, Any]) -> None:
+        if not self.stale:
+            self.store.add_artifact(self.config_hash, kind, location, meta)
 
     def flush(self) -> None:
         """Write buffered metrics now (and renew the lease if it is due)."""

@@ -14,7 +14,7 @@ START_INFO = {
     "config_hash": "ignored",
     "config": {},
     "device": "cpu",
-    "fptlab_version": "0.1.0",
+    "versions": {"fptlab": "0.2.0", "torch": "2.13.0", "transformers": "5.0.0"},
     "trainable_params": 1200,
     "total_params": 90000,
     "params_by_group": {"input": 200, "output": 1000},
@@ -72,7 +72,8 @@ def test_sink_records_a_run(store: Store) -> None:
     assert calls == [9, 8, 9, 8, 6]  # batched: flushed at evaluations (steps 5, 10), every 9 rows, and at finish
     assert store.count_metrics(h) == 12 * 3 + 2 * 2
     (trial,) = store.trials()
-    assert (trial["status"], trial["device"], trial["fptlab_version"]) == ("completed", "cpu", "0.1.0")
+    assert (trial["status"], trial["device"], trial["fptlab_version"]) == ("completed", "cpu", "0.2.0")
+    assert (trial["torch_version"], trial["transformers_version"]) == ("2.13.0", "5.0.0")
     results = store.results([h])[h]
     assert results["trainable_params"] == 1200 and results["params.output"] == 1000 and results["stopped_early"] == 0.0
     assert "status" not in results and "device" not in results

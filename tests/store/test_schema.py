@@ -41,9 +41,9 @@ def test_ensure_schema_creates_only_an_empty_database(make_store) -> None:
     store.check()
 
 
-def test_older_revision_is_refused_not_migrated(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The database is at 0001; pretend this fptlab ships a newer head.
-    monkeypatch.setattr(schema, "head_revision", lambda: "0002")
+def test_older_revision_is_refused_not_migrated(store: Store) -> None:
+    with store._sessions.write_engine.begin() as connection:  # a database an older fptlab (0.1.0) wrote
+        command.downgrade(schema.alembic_config(connection), "0001")
     for call in (store.check, store.ensure_schema):
         with pytest.raises(StoreError, match=r"revision 0001, but this fptlab needs 0002\. Run: fptlab db upgrade --db "):
             call()

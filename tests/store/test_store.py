@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 import subprocess
@@ -10,8 +11,8 @@ import threading
 
 import pytest
 
-from fptlab.store import Store, StoreError, trial_cell
-from tests.store.helpers import add_cells, cell, set_trial
+from fptlab.store import Store, StoreError
+from tests.store.helpers import Recorded, add_cells, cell, set_trial
 
 
 def test_upsert_experiment_keeps_id_and_updates_spec(store: Store) -> None:
@@ -52,10 +53,13 @@ def test_trials_are_shared_between_experiments(store: Store) -> None:
 
 def test_add_trials_validates_input(store: Store) -> None:
     exp = store.upsert_experiment("e", "", "", "x")
-    with pytest.raises(StoreError, match="Unknown trial filter column"):
-        store.add_trials(exp, [("h", "{}", {"colour": "red"})])
+
+    class Broken(Recorded):
+        def record_json(self) -> str:
+            return "{oops"
+
     with pytest.raises(StoreError, match="not JSON"):
-        store.add_trials(exp, [("h", "{oops", {})])
+        store.add_trials(exp, [Broken("h", {}, "bit_xor", 0)])
     with pytest.raises(StoreError, match="No experiment with id 999"):
         store.add_trials(999, [cell(0)])
 
@@ -121,13 +125,15 @@ def test_repr_never_shows_password() -> None:
     assert "hunter2" not in str(store)
 
 
-def test_trial_cell_from_a_run_config() -> None:
+def test_a_run_config_is_recorded_whole_under_its_hash(store: Store) -> None:
     from fptlab.config import config_from_dict
 
     cfg = config_from_dict({"task": "bit_xor", "seed": 3, "bit_xor": {"n_bits": 4}})
-    h, config_json, filters = trial_cell(cfg)
-    assert h == cfg.hash and config_json == cfg.canonical_json()
-    assert filters == {"task": "bit_xor", "backbone": cfg.backbone, "init": cfg.init, "seed": 3}
+    store.add_trials(store.upsert_experiment("e", "", "", "x"), [cfg])
+    (trial,) = store.trials()
+    assert trial["config_hash"] == cfg.hash and trial["config"] == json.loads(cfg.record_json())
+    assert trial["config"]["bit_xor"] == {"n_bits": 4, "test_size": 1024} and trial["config"]["model"] == {"depth": 0}
+    assert (trial["task"], trial["backbone"], trial["init"], trial["seed"]) == ("bit_xor", cfg.backbone, cfg.init, 3)
 
 
 def test_concurrent_add_trials_of_overlapping_specs(store: Store, make_store) -> None:
