@@ -66,8 +66,8 @@ def _raw_config(config: Path | None, flags: dict[str, Any], overrides: list[str]
 def run(
     task: Annotated[str | None, typer.Option("--task", "-t", help="Task name (see `fptlab ls tasks`).")] = None,
     backbone: Annotated[str | None, typer.Option("--backbone", "-b", help="Backbone name (see `fptlab ls backbones`) [default: minilm].")] = None,
-    init: Annotated[str | None, typer.Option("--init", help="pretrained | random [default: pretrained].")] = None,
-    train: Annotated[str | None, typer.Option("--train", help="Comma-separated trainable groups [default: input,output,positions,layernorm].")] = None,
+    init: Annotated[str | None, typer.Option("--init", help="pretrained | random | stats (see `fptlab ls inits`) [default: pretrained].")] = None,
+    train: Annotated[str | None, typer.Option("--train", help="Comma-separated trainable groups, GROUP@LAYERS (attention@-1) or all [default: input,output,positions,layernorm].")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Gradient steps [default: 1000].")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Examples per step [default: 16].")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Learning rate [default: 1e-3].")] = None,
@@ -77,7 +77,7 @@ def run(
     set_: SetOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config, its hash and parameter counts; load no data, train nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line of stdout (human output goes to stderr).")] = False,
-    out: Annotated[Path, typer.Option("--out", help="Folder for run records: OUT/<config hash>/metrics.jsonl and checkpoint.pt.")] = Path("runs"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for run folders: OUT/<config hash>/ holds metrics.jsonl, checkpoint.pt and artifacts (body/, attention maps).")] = Path("runs"),
     data_dir: DataDirOpt = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
 ) -> None:
@@ -110,7 +110,20 @@ def _train(cfg: Any, out: Path, data_dir: Path | None, progress: bool) -> Any:
     from fptlab.train import train
 
     run_dir = out / cfg.hash
-    return train(cfg, JsonlSink(run_dir / "metrics.jsonl"), data_dir=data_dir, checkpoint_path=run_dir / "checkpoint.pt", progress=progress)
+    weights = _trial_weights(cfg.weights, out)
+    return train(cfg, JsonlSink(run_dir / "metrics.jsonl"), data_dir=data_dir, run_dir=run_dir, weights_path=weights, progress=progress)
+
+
+def _trial_weights(weights: str, out: Path) -> Path | None:
+    """Where `weights = "trial:<hash>"` is: the results database's record of it (when one exists here),
+    else `<out>/<hash>/body` or the default sweep storage's trial folder."""
+    from fptlab.bodies import DEFAULT_ROOTS, locate_body, trial_hash
+
+    if trial_hash(weights) is None:
+        return None
+    from fptlab.cli_sweep import existing_store
+
+    return locate_body(weights, roots=[out, *DEFAULT_ROOTS], store=existing_store(None))
 
 
 def _pct(part: int, whole: int) -> str:
@@ -123,10 +136,12 @@ def _print_summary(say: Any, s: dict[str, Any]) -> None:
     spec = s["task_spec"]
     say(f"task shape    {spec['seq_len']} tokens × {spec['input_dim']} ({spec['input_kind']}), {spec['n_outputs']} label(s) × {spec['n_classes']} classes")
     say(f"parameters    trainable {s['trainable_params']:,} of {s['total_params']:,} ({_pct(s['trainable_params'], s['total_params'])})")
-    trainable = set(s["config"]["train"])
+    trainable = s["trainable_by_group"]
     for group, n in s["params_by_group"].items():
         if n:
-            say(f"  {'*' if group in trainable else ' '} {group:<12} {n:>14,}")
+            part = trainable.get(group, 0)
+            mark = "*" if part == n else ("~" if part else " ")  # ~ = only some blocks of the group
+            say(f"  {mark} {group:<12} {n:>14,}" + (f"  ({part:,} trainable)" if 0 < part < n else ""))
 
 
 def _print_result(say: Any, r: dict[str, Any], run_dir: Path) -> None:
@@ -139,11 +154,11 @@ def _print_result(say: Any, r: dict[str, Any], run_dir: Path) -> None:
     say(f"time          {r['wall_seconds']:.1f} s ({fmt(r['steps_per_second'])} steps/s); records in {run_dir}")
 
 
-LISTINGS = ("tasks", "backbones", "groups")
+LISTINGS = ("tasks", "backbones", "groups", "inits")
 
 
 @app.command("ls")
-def ls(what: Annotated[str, typer.Argument(help="tasks | backbones | groups")]) -> None:
+def ls(what: Annotated[str, typer.Argument(help="tasks | backbones | groups | inits")]) -> None:
     """List registered names, one per line."""
     with user_errors():
         from fptlab.registry import unknown_name_message
@@ -158,9 +173,13 @@ def ls(what: Annotated[str, typer.Argument(help="tasks | backbones | groups")]) 
 
 def _names(what: str) -> list[str]:
     if what == "groups":
-        from fptlab.backbones.base import ALL_GROUPS
+        from fptlab.groups import ALL, ALL_GROUPS
 
-        return list(ALL_GROUPS)
+        return [*ALL_GROUPS, ALL]
+    if what == "inits":
+        from fptlab.inits import INITS
+
+        return INITS.names()
     if what == "tasks":
         from fptlab.tasks import TASKS
 

@@ -46,7 +46,7 @@ def sweep(
     max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="At most this many trials at once [default: as resources allow].")] = None,
     retries: Annotated[int, typer.Option("--retries", help="Retry a failed trial up to N more times (resuming from its checkpoint).")] = 1,
     lease: Annotated[float, typer.Option("--lease", help="Seconds without a heartbeat after which a running trial counts as dead and is reclaimed.")] = 120.0,
-    storage: Annotated[Path, typer.Option("--storage", help="Folder for checkpoints and Ray Tune files (shared storage on a cluster).")] = Path("fptlab-runs"),
+    storage: Annotated[Path, typer.Option("--storage", help="Folder for trial folders (checkpoints, artifacts, saved bodies) and Ray Tune files; shared storage on a cluster.")] = Path("fptlab-runs"),
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Dataset folder [default: $FPTLAB_DATA or ~/.cache/fptlab/data].")] = None,
     num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs for embedded Ray [default: all].")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Give failed cells whose retries are used up a fresh set of attempts.")] = False,
@@ -74,7 +74,7 @@ def sweep(
         )
         store = _store(db, create=True)
         if retry_failed:
-            store.requeue([c.config_hash for c in cells], ("failed",))
+            store.requeue([c.hash for c in cells], ("failed",))
         _run(loaded, cells, store, opts, progress)
 
 
@@ -87,7 +87,7 @@ def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool) -> None:
     if outcome.interrupted:
         typer.echo("interrupted: running trials were marked 'interrupted'; run the same command again to resume them.", err=True)
         raise typer.Exit(130)
-    statuses = store.statuses([c.config_hash for c in cells])
+    statuses = store.statuses([c.hash for c in cells])
     unfinished = {h: s for h, s in statuses.items() if s not in ("completed", "diverged")}
     if unfinished:
         listed = ", ".join(f"{h} ({s})" for h, s in sorted(unfinished.items()))
@@ -104,27 +104,37 @@ def _print_summary(store: Any, cells: list) -> None:
     from fptlab.report.summary import render_summary, summary_frame
     from fptlab.store.results import curves_frame, trials_frame
 
-    hashes = {c.config_hash for c in cells}
+    hashes = {c.hash for c in cells}
     trials = trials_frame(store)
     trials = trials[trials["config_hash"].isin(hashes)]
     if trials.empty:
         return
-    axes = [k for k in cells[0].labels if k != "seed" and k in trials.columns]
+    from fptlab.sweep.grid import SOURCE
+
+    axes = [k for k in next((c.labels for c in cells if SOURCE not in c.labels), {}) if k != "seed" and k in trials.columns]
     by = tuple(dict.fromkeys(["task", "init", *axes]))
     curves = curves_frame(store, list(trials["config_hash"]), keys=["test_accuracy"])
     typer.echo(render_summary(summary_frame(trials, curves, by=by)))
 
 
 def _print_plan(spec: Any, cells: list, db: str | None) -> None:
-    statuses = _existing_statuses(db, [c.config_hash for c in cells])
+    statuses = _existing_statuses(db, [c.hash for c in cells])
     typer.echo(f"sweep '{spec.name}': {len(cells)} cells ({sum(s in ('completed', 'diverged') for s in statuses.values())} already done)")
     for cell in cells:
         labels = " ".join(f"{k}={v}" for k, v in cell.labels.items())
-        typer.echo(f"  {cell.config_hash}  {statuses.get(cell.config_hash, 'new'):<11}  {labels}")
+        needs = f"  (needs {cell.config.weights})" if cell.config.weights.startswith("trial:") else ""
+        typer.echo(f"  {cell.hash}  {statuses.get(cell.hash, 'new'):<11}  {labels}{needs}")
 
 
 def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:
     """Statuses from an existing database, without creating one (a dry run writes nothing)."""
+    store = existing_store(db)
+    return store.statuses(hashes) if store is not None else {}
+
+
+def existing_store(db: str | None) -> Any:
+    """The database at `db` ($FPTLAB_DB, ./fptlab.db) if it exists and has an fptlab schema, checked
+    to be at head; else None. Creates nothing."""
     from fptlab.errors import FptlabError
     from fptlab.store import Store
 
@@ -132,11 +142,11 @@ def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:
     try:
         _require_existing_sqlite(store.url)
     except FptlabError:
-        return {}  # no database yet: every cell is new
+        return None  # no database yet
     if store.revision() is None:
-        return {}
+        return None
     store.check()
-    return store.statuses(hashes)
+    return store
 
 
 def status(
@@ -154,7 +164,7 @@ def status(
             from fptlab.sweep import load_spec
             from fptlab.sweep.run import prepare_cells
 
-            hashes = [c.config_hash for c in prepare_cells(load_spec(spec), data_dir.absolute() if data_dir else None)]
+            hashes = [c.hash for c in prepare_cells(load_spec(spec), data_dir.absolute() if data_dir else None)]
             statuses = store.statuses(hashes)
             counts = {"not started": len(hashes) - len(statuses)}
         else:

@@ -30,7 +30,7 @@ def test_help_does_not_import_heavy_modules():
     assert helped.returncode == 0 and "run" in helped.stdout and "ls" in helped.stdout
 
 
-@pytest.mark.parametrize("what", ["tasks", "backbones", "groups"])
+@pytest.mark.parametrize("what", ["tasks", "backbones", "groups", "inits"])
 def test_ls(what):
     result = invoke("ls", what)
     assert result.exit_code == 0
@@ -40,7 +40,9 @@ def test_ls(what):
     if what == "groups":
         assert names[:4] == ["input", "output", "positions", "layernorm"]
     if what == "backbones":
-        assert {"gpt2", "gpt2-xl", "minilm", "minilm-tiny"} <= set(names)
+        assert {"gpt2", "gpt2-xl", "minilm", "bert-tiny"} <= set(names)
+    if what == "inits":
+        assert names == ["pretrained", "random", "stats"]
 
 
 def test_dry_run_json_cifar10_gpt2_random():
@@ -54,7 +56,7 @@ def test_dry_run_json_cifar10_gpt2_random():
 
 def test_run_json_end_to_end(tmp_path, data_dir):
     result = invoke(
-        "run", "--task", "bit_xor", "--backbone", "minilm-tiny", "--init", "random", "--steps", "4", "--eval-every", "2",
+        "run", "--task", "bit_xor", "--backbone", "bert-tiny", "--init", "random", "--steps", "4", "--eval-every", "2",
         "--batch-size", "4", "--set", "bit_xor.n_bits=3", "--set", "bit_xor.test_size=8", "--json", "--no-progress",
         "--out", str(tmp_path), "--data-dir", str(data_dir),
     )
@@ -85,7 +87,14 @@ def test_config_file_and_flags(tmp_path):
         (["run", "--task", "bit_xor", "--set", "lr"], "expected KEY=VALUE"),
         (["run", "--task", "bit_xor", "--set", "bit_xor.nbits=3"], "Did you mean 'bit_xor.n_bits'?"),
         (["run", "--task", "bit_xor", "--train", "input,attn"], "Unknown parameter group 'attn'. Did you mean 'attention'?"),
-        (["run", "--task", "bit_xor", "--init", "pretrianed"], "'init' must be one of"),
+        (["run", "--task", "bit_xor", "--init", "pretrianed"], "Unknown init 'pretrianed'. Did you mean 'pretrained'?"),
+        (["run", "--task", "bit_xor", "--train", "input,attention@9"], "block 9 does not exist; this run keeps 6 blocks"),
+        (["run", "--task", "bit_xor", "--set", "model.layers=12"], "'model.layers' is an option of the lstm backbones"),
+        (["run", "--task", "bit_xor", "--set", "model.depth=7"], "model.depth = 7, but backbone 'minilm' has 6 blocks"),
+        (["run", "--task", "bit_xor", "--init", "random", "--set", "weights=x"], "only read by init = \"pretrained\""),
+        (["run", "--task", "cifar10", "--train", "output", "--set", "cache_features=true", "--set", "cifar10.augment=true"],
+         "augments its training examples"),
+        (["run", "--task", "bit_xor", "--train", "input,output", "--set", "cache_features=true"], "only the read-out may train"),
         (["run", "--task", "listops", "--set", "input_layer=linear"], "gives token ids"),
         (["run", "--task", "bit_xor", "--backbone", "gpt2-tiny"], "no pretrained weights"),
         (["run", "--task", "bit_xor", "--set", "bit_xor.n_bits=400"], "800 tokens but backbone 'minilm' has 512"),

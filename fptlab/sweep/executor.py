@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +29,9 @@ class SweepOptions:
     max_concurrent: int | None = None
     retries: int = 1  # failed trials are retried up to this many more times (in Tune, and by later sweeps)
     lease_seconds: float = 120.0
-    storage: Path = Path("fptlab-runs")  # checkpoints and Tune's own files; shared storage on clusters
+    storage: Path = Path("fptlab-runs")  # trial folders (checkpoints, artifacts) and Tune's files; shared on clusters
     data_dir: Path | None = None
     num_cpus: int | None = None  # embedded Ray only
-
-
-@dataclass
-class Cell:
-    """A spec cell resolved here: its RunConfig (sources resolved), hash, config dict and axis labels."""
-
-    run_config: Any  # fptlab.config.RunConfig
-    labels: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def config_hash(self) -> str:
-        return self.run_config.hash
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.run_config.to_dict()
 
 
 def owner_is_dead_here(owner: str | None) -> bool:

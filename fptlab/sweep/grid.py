@@ -41,6 +41,13 @@ Format
     task = "bit_memory"           # (for a list-valued key such as train, a list of lists)
     init = ["random"]
 
+    [sources.bit]                 # a run whose trained body other cells start from (paper "Bit"):
+    task = "bit_memory"           # [defaults] + these keys + matching [[when]] sets, save_body = true
+    init = "random"
+    train = ["all"]
+    [variants]
+    bit = { init = "pretrained", weights = "source:bit" }   # -> weights = "trial:<the source's hash>"
+
 Semantics
 ---------
 - A cell's keys: [defaults], then its variant's keys, then its axis values, then matching [[when]]
@@ -56,6 +63,11 @@ Semantics
   cell's are dropped (the first is kept).
 - A cell's labels are its axis values (`{"init": "random", "lr": 0.001, "seed": 0}`), read from the
   final config (so a [[when]] override shows), `None` for a task option the cell's task lacks.
+- Sources: each [sources.NAME] is one run (not crossed with the axes; no seeds axis) that saves its
+  body, kept only if some cell uses it. A cell whose `weights` is "source:NAME" gets weights = "trial:<that run's config hash>", so
+  its hash names exactly the body it starts from. Sources come first among the cells, labelled
+  {"source": NAME}; a sweep runs a cell that needs a source only once the source has saved its body,
+  and fails it clearly when the source cannot (see fptlab.sweep.tune_glue).
 - Inheritance: the base file (itself possibly inheriting) is loaded first; this file's tables are
   merged over it (tables merge key by key, deeply; any other value, lists and [[arrays]] included,
   replaces). [experiment] is never inherited: each file names itself. Cycles are errors.
@@ -80,18 +92,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fptlab.config import RunConfig, config_from_dict
+from fptlab.bodies import TRIAL_PREFIX
+from fptlab.config import MODEL_SECTION, RunConfig, config_from_dict
 from fptlab.errors import ConfigError, FptlabError
 from fptlab.sweep.keys import VARIANT, fail
-from fptlab.sweep.parse import Plan, parse
+from fptlab.sweep.parse import SOURCE_PREFIX, Plan, parse
 
 MAX_CELLS = 100_000  # a guard against a typo multiplying axes into millions of cells
+SOURCE = "source"  # the label of a [sources] cell
 _MISSING = object()
 
 
 @dataclass(frozen=True, eq=False)
 class Cell:
-    """One run of a sweep: its validated config and the axis values that distinguish it."""
+    """One run of a sweep: its validated config and the axis values that distinguish it. The one cell
+    type: expansion makes them, `fptlab.sweep.run.prepare_cells` resolves their configs, the
+    executor runs them."""
 
     config: RunConfig
     labels: dict[str, Any]
@@ -124,7 +140,8 @@ class Spec:
 
     @property
     def axes(self) -> list[str]:
-        return list(self.cells[0].labels) if self.cells else []
+        """The labels of the grid's cells (sources aside)."""
+        return next((list(c.labels) for c in self.cells if SOURCE not in c.labels), [])
 
 
 # ---- public entry points ---------------------------------------------------------------------------
@@ -205,12 +222,13 @@ def _expand(plan: Plan, origin: str) -> tuple[list[Cell], int, int]:
         total *= n
     if total > MAX_CELLS:
         raise fail(origin, "grid", f"declares {total} cells (over {MAX_CELLS}); split the spec or trim its axes.")
-    cells: list[Cell] = []
-    seen: set[str] = set()
+    cells = _source_cells(plan, origin)
+    refs = {cell.labels[SOURCE]: cell.hash for cell in cells}
+    seen: set[str] = {cell.hash for cell in cells}
     excluded = duplicates = 0
     for choice in itertools.product(*(range(n) for n in lengths)):
         flat, labels = _assign(plan, choice)
-        config = _apply_when(plan, flat, labels, origin)
+        config = _apply_when(plan, flat, labels, origin, refs)
         if any(_matches(config, labels, rule) for rule in plan.exclude):
             excluded += 1
             continue
@@ -219,8 +237,10 @@ def _expand(plan: Plan, origin: str) -> tuple[list[Cell], int, int]:
             continue
         seen.add(config.hash)
         cells.append(Cell(config, {k: _label(config, labels, k) for k in labels}))
-    if not cells:
+    if len(cells) == len(refs):
         raise fail(origin, "exclude", f"the exclusions remove all {excluded} cells; nothing would run. Loosen an [[exclude]] entry.")
+    used = {c.config.weights for c in cells}
+    cells = [c for c in cells if SOURCE not in c.labels or f"{TRIAL_PREFIX}{c.hash}" in used]  # a source no cell uses: not run
     return cells, excluded, duplicates
 
 
@@ -240,18 +260,35 @@ def _assign(plan: Plan, choice: tuple[int, ...]) -> tuple[dict[str, Any], dict[s
     return flat, labels
 
 
-def _apply_when(plan: Plan, flat: dict[str, Any], labels: dict[str, Any], origin: str) -> RunConfig:
-    config = _build(flat, labels, origin)
+def _source_cells(plan: Plan, origin: str) -> list[Cell]:
+    """One cell per [sources.NAME]: [defaults] (but not a default `weights = "source:..."`), the
+    source's keys, the matching [[when]] sets, and save_body = true."""
+    cells = []
+    for name, body in plan.sources.items():
+        flat = {k: v for k, v in plan.defaults.items() if not (k == "weights" and str(v).startswith(SOURCE_PREFIX))}
+        flat.update(body)
+        flat["save_body"] = True
+        labels = {SOURCE: name}
+        cells.append(Cell(_apply_when(plan, flat, labels, origin, {}), labels))
+    return cells
+
+
+def _apply_when(plan: Plan, flat: dict[str, Any], labels: dict[str, Any], origin: str, refs: Mapping[str, str]) -> RunConfig:
+    config = _build(flat, labels, origin, refs)
     for match, settings in plan.when:
         if _matches(config, labels, match):
             flat.update(settings)
-            config = _build(flat, labels, origin)
+            config = _build(flat, labels, origin, refs)
     return config
 
 
-def _build(flat: Mapping[str, Any], labels: Mapping[str, Any], origin: str) -> RunConfig:
-    """Flat dotted keys -> RunConfig, keeping only the chosen task's section."""
+def _build(flat: Mapping[str, Any], labels: Mapping[str, Any], origin: str, refs: Mapping[str, str]) -> RunConfig:
+    """Flat dotted keys -> RunConfig, keeping only the chosen task's section; weights = "source:NAME"
+    becomes "trial:<hash of that source>"."""
     where = f"{origin}: cell [{' '.join(f'{k}={_text(v)}' for k, v in labels.items())}]"
+    weights = flat.get("weights")
+    if isinstance(weights, str) and weights.startswith(SOURCE_PREFIX):
+        flat = {**flat, "weights": f"{TRIAL_PREFIX}{refs[weights[len(SOURCE_PREFIX):]]}"}
     task = flat.get("task")
     if task is None:
         raise ConfigError(f"{where}: no task. Set defaults.task, or vary it with grid.task = [...].")
@@ -260,7 +297,7 @@ def _build(flat: Mapping[str, Any], labels: Mapping[str, Any], origin: str) -> R
         section, dot, option = key.partition(".")
         if not dot:
             nested[key] = value
-        elif section == task:
+        elif section in (task, MODEL_SECTION):
             nested.setdefault(section, {})[option] = value
     try:
         return config_from_dict(nested, origin=where)
@@ -270,9 +307,11 @@ def _build(flat: Mapping[str, Any], labels: Mapping[str, Any], origin: str) -> R
 
 
 def _value(config: RunConfig, labels: Mapping[str, Any], key: str) -> Any:
-    if key == VARIANT:
-        return labels.get(VARIANT, _MISSING)
+    if key in (VARIANT, SOURCE):
+        return labels.get(key, _MISSING)
     section, dot, option = key.partition(".")
+    if dot and section == MODEL_SECTION:
+        return getattr(config.model_options, option, _MISSING)
     if dot:
         return getattr(config.task_options, option) if section == config.task else _MISSING
     return getattr(config, key)

@@ -14,7 +14,8 @@ from typing import Any
 
 from fptlab.sweep.keys import VARIANT, check_axis, check_choices, check_table, check_value, fail, flatten, unknown_key
 
-TABLES = ("experiment", "defaults", "grid", "seeds", "variants", "zip", "when", "exclude")
+TABLES = ("experiment", "defaults", "grid", "seeds", "variants", "sources", "zip", "when", "exclude")
+SOURCE_PREFIX = "source:"  # weights = "source:NAME" names the body a [sources.NAME] run saves
 EXPERIMENT_KEYS = ("name", "description", "base")
 WHEN_KEYS = ("match", "set")
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
@@ -35,6 +36,7 @@ class Plan:
     defaults: dict[str, Any] = field(default_factory=dict)
     groups: list[list[Axis]] = field(default_factory=list)  # axes in one group advance together
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # runs whose saved bodies cells use
     when: list[tuple[dict[str, list[Any]], dict[str, Any]]] = field(default_factory=list)
     exclude: list[dict[str, list[Any]]] = field(default_factory=list)
 
@@ -52,6 +54,8 @@ def parse(raw: Mapping[str, Any], origin: str, *, partial: bool = False) -> Plan
         plan.defaults = check_table(_table(raw["defaults"], "defaults", origin), "defaults", origin)
     if "variants" in raw:
         plan.variants = _variants(raw["variants"], origin)
+    if "sources" in raw:
+        plan.sources = _named_tables(raw["sources"], "sources", origin)
     grid = _grid(raw.get("grid", {}), origin)
     zips = [_zip(t, f"zip[{i}]", origin) for i, t in enumerate(_array(raw.get("zip", []), "zip", origin))]
     seeds = [[Axis("seed", "seeds", _seeds(raw["seeds"], origin))]] if "seeds" in raw else []
@@ -61,6 +65,7 @@ def parse(raw: Mapping[str, Any], origin: str, *, partial: bool = False) -> Plan
     plan.exclude = [_exclude(t, f"exclude[{i}]", origin) for i, t in enumerate(_array(raw.get("exclude", []), "exclude", origin))]
     _check_axis_keys(plan, origin)
     _check_variant_refs(plan, origin, partial)
+    _check_source_refs(plan, origin, partial)
     return plan
 
 
@@ -101,14 +106,19 @@ def _experiment(plan: Plan, value: Any, origin: str, partial: bool) -> None:
 
 
 def _variants(value: Any, origin: str) -> dict[str, dict[str, Any]]:
-    table = _table(value, "variants", origin)
+    return _named_tables(value, "variants", origin)
+
+
+def _named_tables(value: Any, path: str, origin: str) -> dict[str, dict[str, Any]]:
+    """[variants] / [sources]: NAME = { run-config keys }."""
+    table = _table(value, path, origin)
     if not table:
-        raise fail(origin, "variants", "is empty: declare at least one, e.g. fpt = { init = \"pretrained\" }, or remove the table.")
+        raise fail(origin, path, "is empty: declare at least one, e.g. fpt = { init = \"pretrained\" }, or remove the table.")
     out = {}
     for name, body in table.items():
         if not NAME_RE.fullmatch(name):
-            raise fail(origin, f"variants.{name}", "a variant name must be letters, digits, '_', '.' or '-'.")
-        out[name] = check_table(_table(body, f"variants.{name}", origin), f"variants.{name}", origin)
+            raise fail(origin, f"{path}.{name}", f"a {path.rstrip('s')} name must be letters, digits, '_', '.' or '-'.")
+        out[name] = check_table(_table(body, f"{path}.{name}", origin), f"{path}.{name}", origin)
     return out
 
 
@@ -207,4 +217,30 @@ def _check_variant_refs(plan: Plan, origin: str, partial: bool) -> None:
                 raise unknown_key(origin, f"{path}.variant", value, names, "variant")
 
 
-__all__ = ["Axis", "Plan", "check_value", "parse"]
+def _weights_refs(plan: Plan) -> list[tuple[str, Any]]:
+    """(path, value) of every `weights` the spec writes outside [sources]."""
+    refs = [("defaults.weights", plan.defaults.get("weights"))]
+    refs += [(f"variants.{n}.weights", body.get("weights")) for n, body in plan.variants.items()]
+    refs += [(f"{axis.path}[{i}]", v) for axis in plan.axes() if axis.key == "weights" for i, v in enumerate(axis.values)]
+    refs += [(f"when[{i}].set.weights", settings.get("weights")) for i, (_, settings) in enumerate(plan.when)]
+    return [(path, value) for path, value in refs if isinstance(value, str)]
+
+
+def _check_source_refs(plan: Plan, origin: str, partial: bool) -> None:
+    for name, body in plan.sources.items():
+        weights = body.get("weights", "")
+        if isinstance(weights, str) and weights.startswith(SOURCE_PREFIX):
+            raise fail(origin, f"sources.{name}.weights", "a source cannot start from another source's body; name a trial or folder instead.")
+        if body.get("save_body") is False:
+            raise fail(origin, f"sources.{name}.save_body", "a source exists to save its body: drop save_body = false.")
+    for path, value in _weights_refs(plan):
+        if not value.startswith(SOURCE_PREFIX):
+            continue
+        name = value[len(SOURCE_PREFIX):]
+        if plan.sources and name not in plan.sources:
+            raise unknown_key(origin, path, name, list(plan.sources), "source")
+        if not plan.sources and not partial:
+            raise fail(origin, path, f"names source '{name}', but the spec declares no [sources.{name}] table.")
+
+
+__all__ = ["SOURCE_PREFIX", "Axis", "Plan", "check_value", "parse"]

@@ -8,8 +8,9 @@ from typing import Any
 
 from fptlab.errors import FptlabError
 from fptlab.plan import resolve_config
-from fptlab.store import new_owner_id, trial_cell
-from fptlab.sweep.executor import FINISHED_STATUSES, Cell, SweepOptions, init_ray, owner_is_dead_here
+from fptlab.store import new_owner_id
+from fptlab.sweep.executor import FINISHED_STATUSES, SweepOptions, init_ray, owner_is_dead_here
+from fptlab.sweep.grid import Cell
 
 
 @dataclass
@@ -35,7 +36,7 @@ def prepare_cells(spec: Any, data_dir: Any) -> list[Cell]:
 
 def register(store: Any, spec: Any, cells: list[Cell]) -> None:
     experiment_id = store.upsert_experiment(spec.name, spec.description, spec.text, spec.hash)
-    store.add_trials(experiment_id, [trial_cell(c.run_config) for c in cells])
+    store.add_trials(experiment_id, [c.config for c in cells])
 
 
 def reclaim_dead_local_drivers(store: Any) -> int:
@@ -52,8 +53,8 @@ def run_sweep(spec: Any, store: Any, opts: SweepOptions, *, cells: list[Cell] | 
     cells = cells if cells is not None else prepare_cells(spec, opts.data_dir)
     register(store, spec, cells)
     reclaim_dead_local_drivers(store)
-    statuses = store.statuses([c.config_hash for c in cells])
-    todo = [c for c in cells if statuses.get(c.config_hash) not in FINISHED_STATUSES]
+    statuses = store.statuses([c.hash for c in cells])
+    todo = [c for c in cells if statuses.get(c.hash) not in FINISHED_STATUSES]
     outcome = SweepOutcome(cells=len(cells), skipped=len(cells) - len(todo), ran={})
     if not todo:
         return outcome
@@ -74,11 +75,12 @@ def _run_on_ray(store: Any, todo: list[Cell], opts: SweepOptions, view: Any) -> 
     from fptlab.sweep.tune_glue import ClaimingSearcher, StoreCallback
 
     callback = StoreCallback(store, owner, opts, view)
+    searcher = ClaimingSearcher(store, todo, owner, host, opts, view)
     trainable = tune.with_resources(fpt_trainable, {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=ClaimingSearcher(store, todo, owner, host, opts), num_samples=len(todo),
+            search_alg=searcher, num_samples=len(todo),
             max_concurrent_trials=opts.max_concurrent, reuse_actors=True,  # keeps torch imported between trials
         ),
         run_config=tune.RunConfig(
@@ -95,4 +97,4 @@ def _run_on_ray(store: Any, todo: list[Cell], opts: SweepOptions, view: Any) -> 
         released = store.release(owner, "interrupted")
         interrupted = interrupted or bool(released)
         ray.shutdown()
-    return dict(callback.finished), interrupted
+    return {**searcher.refused, **callback.finished}, interrupted

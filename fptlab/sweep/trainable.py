@@ -33,6 +33,9 @@ class TuneSink:
     def start(self, info: dict[str, Any]) -> None:
         self._flush("start", {k: v for k, v in info.items() if k != "config"})
 
+    def artifact(self, kind: str, location: str, meta: dict[str, Any]) -> None:
+        self._flush("artifact", {"kind": kind, "location": location, "meta": meta})
+
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self._rows.extend((step, key, jsonable_float(float(value))) for key, value in metrics.items())
         if "test_accuracy" in metrics or len(self._rows) >= FLUSH_ROWS:
@@ -54,4 +57,5 @@ def fpt_trainable(params: dict[str, Any]) -> None:
         cfg = cfg.replace(checkpoint_every=cfg.eval_every)  # execution-only: resumable at every evaluation
     sink = TuneSink(tune.report)
     data_dir = Path(params["data_dir"]) if params.get("data_dir") else None
-    train(cfg, sink, data_dir=data_dir, checkpoint_path=Path(params["checkpoint_path"]), progress=False)
+    weights = Path(params["weights_path"]) if params.get("weights_path") else None
+    train(cfg, sink, data_dir=data_dir, run_dir=Path(params["run_dir"]), weights_path=weights, progress=False)

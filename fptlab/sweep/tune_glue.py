@@ -3,7 +3,6 @@ driver-side callback that writes what workers report and keeps leases fresh."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -11,84 +10,153 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
-from fptlab.sweep.executor import Cell, SweepOptions
+from fptlab.bodies import TRIAL_PREFIX, locate_body, trial_hash
+from fptlab.errors import DataNotFoundError
+from fptlab.sinks import decode_float
+from fptlab.store import StoreSink
+from fptlab.sweep.executor import SweepOptions
+from fptlab.sweep.grid import Cell
 from fptlab.sweep.trainable import EVENT, PAYLOAD, ROWS
 
 
-def _float(value: Any) -> float:
-    return float(value) if not isinstance(value, str) else {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[value]
-
-
 class ClaimingSearcher(Searcher):
-    """Hands Tune one claimed cell per `suggest()`; FINISHED when nothing is left to claim."""
+    """Hands Tune one claimed cell per `suggest()`; FINISHED when nothing is left to claim.
 
-    def __init__(self, store: Any, cells: list[Cell], owner: str, host: str, opts: SweepOptions) -> None:
+    A cell with `weights = "trial:<hash>"` is handed out only once that trial's saved body can be
+    found (the store's record of it, or its folder under --storage); while its source is still to run
+    (in this sweep, or running elsewhere) it waits; a source that has failed for good, diverged,
+    finished without a body, or that nobody will run makes the cell fail with a message saying why."""
+
+    def __init__(self, store: Any, cells: list[Cell], owner: str, host: str, opts: SweepOptions, view: Any) -> None:
         super().__init__()
-        self.store, self.owner, self.host, self.opts = store, owner, host, opts
-        self.pending = [c.config_hash for c in cells]
-        self.cells = {c.config_hash: c for c in cells}
-        self.checkpoints = (Path(opts.storage) / "checkpoints").resolve()
+        self.store, self.owner, self.host, self.opts, self.view = store, owner, host, opts, view
+        self.pending = [c.hash for c in cells]
+        self.cells = {c.hash: c for c in cells}
+        self.trials_root = (Path(opts.storage) / "trials").resolve()
+        self.refused: dict[str, str] = {}  # cells failed here because their source cannot deliver
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        config_hash = self.store.next_claim(
-            self.pending, self.owner, self.host, self.opts.lease_seconds, max_attempts=self.opts.retries + 1
-        )
-        if config_hash is None:
-            return Searcher.FINISHED
-        self.pending.remove(config_hash)
+        ready, waiting, bodies = self._triage()
+        config_hash = self._claim(ready) if ready else None
+        if config_hash is not None:
+            self.pending.remove(config_hash)
+            return self._params(config_hash, bodies.get(config_hash))
+        # Nothing claimable now. Cells waiting on a source that is still to run: ask again later.
+        return None if waiting else Searcher.FINISHED
+
+    def _claim(self, hashes: list[str]) -> str | None:
+        return self.store.next_claim(hashes, self.owner, self.host, self.opts.lease_seconds, max_attempts=self.opts.retries + 1)
+
+    def _params(self, config_hash: str, body: Path | None) -> dict[str, Any]:
         return {
             "config_hash": config_hash,
-            "config": self.cells[config_hash].config,
-            "checkpoint_path": str(self.checkpoints / f"{config_hash}.pt"),
+            "config": self.cells[config_hash].config.to_dict(),
+            "run_dir": str(self.trials_root / config_hash),
+            "weights_path": str(body) if body else None,
             "data_dir": str(self.opts.data_dir) if self.opts.data_dir else None,
         }
+
+    def _triage(self) -> tuple[list[str], list[str], dict[str, Path]]:
+        """Pending cells split into ready to claim and waiting for a source (cells whose source can
+        never deliver are failed on the way); with the body folder each ready dependent cell uses."""
+        ready, waiting, bodies = [], [], {}
+        for config_hash in list(self.pending):
+            source = trial_hash(self.cells[config_hash].config.weights)
+            if source is None:
+                ready.append(config_hash)
+                continue
+            body, problem = self._source_state(source)
+            if body is not None:
+                ready.append(config_hash)
+                bodies[config_hash] = body
+            elif problem is None:
+                waiting.append(config_hash)
+            else:
+                self._refuse(config_hash, source, problem)
+        return ready, waiting, bodies
+
+    def _source_state(self, source: str) -> tuple[Path | None, str | None]:
+        """(body folder, None) when the source has completed and its body is there; (None, None) while
+        it may still come; (None, why not) when it will not. A source the database does not know may
+        still be a body folder under --storage (e.g. from `fptlab run --out`)."""
+        rows = self.store.trials(where={"config_hash": source})
+        status, attempts = (rows[0]["status"], rows[0]["attempts"]) if rows else (None, 0)
+        if status in (None, "completed"):
+            try:
+                return locate_body(TRIAL_PREFIX + source, roots=[self.trials_root], store=self.store), None
+            except DataNotFoundError:
+                pass
+        if source in self.pending or status == "running":
+            return None, None
+        if status == "failed" and attempts < self.opts.retries + 1 and source in self.cells:
+            return None, None
+        if status is None:
+            return None, "is not in the database: add the spec that defines it (a [sources] table) or run it first"
+        if status in ("completed", "diverged"):
+            return None, f"{status} without a saved body (it needs save_body = true, and a body is saved only on completion)"
+        return None, f"is {status} and this sweep will not run it (it is not one of its cells, or its attempts are used up)"
+
+    def _refuse(self, config_hash: str, source: str, problem: str) -> None:
+        self.pending.remove(config_hash)
+        if self.store.claim(config_hash, self.owner, self.host, self.opts.lease_seconds, max_attempts=self.opts.retries + 1) is None:
+            return  # someone else holds it, or it is no longer claimable: nothing to record here
+        message = f"Cannot start: its weights come from trial {source}, which {problem}."
+        StoreSink(self.store, config_hash, self.owner).fail(message)
+        self.refused[config_hash] = "failed"
+        self.view.finished(config_hash, "failed", None)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
 
 
 class StoreCallback(Callback):
-    """Runs in the sweep driver: the single writer of the store for this sweep."""
+    """Runs in the sweep driver: the single writer of the store for this sweep. Each running trial's
+    reports go into that trial's `StoreSink`, the same sink an in-process run writes through."""
 
     def __init__(self, store: Any, owner: str, opts: SweepOptions, view: Any) -> None:
         self.store, self.owner, self.opts, self.view = store, owner, opts, view
         self._last_beat = 0.0
+        self.sinks: dict[str, StoreSink] = {}
         self.finished: dict[str, str] = {}
 
     @staticmethod
     def _hash(trial: Any) -> str:
         return trial.config["config_hash"]
 
+    def _sink(self, config_hash: str) -> StoreSink:
+        if config_hash not in self.sinks:
+            self.sinks[config_hash] = StoreSink(self.store, config_hash, self.owner)
+        return self.sinks[config_hash]
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.view.started(self._hash(trial))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         config_hash = self._hash(trial)
-        rows = [(int(step), key, _float(value)) for step, key, value in result.get(ROWS, [])]
-        if rows:
-            # owner=: once another driver has taken this cell over, our worker's values are dropped.
-            self.store.log_metrics(config_hash, rows, owner=self.owner)
-        payload = result.get(PAYLOAD, {})
-        if result.get(EVENT) == "start":
-            counts = {k: float(payload[k]) for k in ("trainable_params", "total_params", "resumed_from") if k in payload}
-            counts.update({f"params.{g}": float(n) for g, n in payload.get("params_by_group", {}).items()})
-            self.store.record_start(
-                config_hash, self.owner, device=payload.get("device"), fptlab_version=payload.get("fptlab_version"),
-                data_fingerprint=payload.get("data_fingerprint"), results=counts,
-            )
-        elif result.get(EVENT) == "finish":
-            numbers = {k: _float(v) for k, v in payload.items() if isinstance(v, (int, float, str)) and k not in ("status", "device", "config_hash")}
-            numbers = {k: v for k, v in numbers.items() if not isinstance(v, bool)}
-            self.store.finish(config_hash, self.owner, payload["status"], numbers, error=None, device=payload.get("device"))
-            self.finished[config_hash] = payload["status"]
-            self.view.finished(config_hash, payload["status"], payload.get("test_accuracy"))
+        sink = self._sink(config_hash)
+        # Rows first: once another driver has taken this cell over, the sink drops our worker's values.
+        sink.add_rows([(step, key, decode_float(value)) for step, key, value in result.get(ROWS, [])])
+        sink.flush()
+        payload = {k: decode_float(v) for k, v in result.get(PAYLOAD, {}).items()}
+        event = result.get(EVENT)
+        if event == "start":
+            sink.start(payload)
+        elif event == "artifact":
+            sink.artifact(payload["kind"], payload["location"], payload.get("meta", {}))
+        elif event == "finish":
+            sink.finish(payload)
+            self._done(config_hash, payload["status"], payload.get("test_accuracy"))
         self._beat(trials)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         config_hash = self._hash(trial)
-        self.store.finish(config_hash, self.owner, "failed", {}, error=_error_text(trial), device=None)
-        self.finished[config_hash] = "failed"
-        self.view.finished(config_hash, "failed", None)
+        self._sink(config_hash).fail(_error_text(trial))
+        self._done(config_hash, "failed", None)
+
+    def _done(self, config_hash: str, status: str, accuracy: Any) -> None:
+        self.sinks.pop(config_hash, None)
+        self.finished[config_hash] = status
+        self.view.finished(config_hash, status, accuracy)
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         self._beat(trials)

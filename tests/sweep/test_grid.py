@@ -260,17 +260,87 @@ def test_example_smoke_is_the_issue_spec():
 def test_example_table2():
     s = load_spec(EXPERIMENTS / "table2.toml")
     tasks = ["bit_memory", "bit_xor", "listops", "mnist", "cifar10", "cifar10_lra", "remote_homology"]
-    assert len(s.cells) == 2 * 7 * 3
-    assert {c.config.task for c in s.cells} == set(tasks) and {c.labels["variant"] for c in s.cells} == {"fpt", "random"}
-    for c in s.cells:
-        assert c.config.backbone == "gpt2" and c.config.init == ("random" if c.labels["variant"] == "random" else "pretrained")
+    source, cells = s.cells[0], s.cells[1:]
+    assert source.labels == {"source": "bit"} and len(cells) == 4 * 7 * 3
+    assert (source.config.task, source.config.init, source.config.train, source.config.save_body) == ("bit_memory", "random", ("all",), True)
+    assert {c.config.task for c in cells} == set(tasks) and {c.labels["variant"] for c in cells} == {"fpt", "random", "bit", "vit"}
+    for c in cells:
+        variant = c.labels["variant"]
+        assert c.config.backbone == ("vit-base" if variant == "vit" else "gpt2")
+        assert c.config.init == ("random" if variant == "random" else "pretrained")
+        assert c.config.weights == (f"trial:{source.hash}" if variant == "bit" else "auto")
         assert c.config.lr == (1e-4 if c.config.task == "remote_homology" else 1e-3)
         assert c.config.train == ("input", "output", "positions", "layernorm")
         if c.config.task in ("cifar10", "cifar10_lra"):
             assert c.config.task_options.augment is True
+        if c.config.task in ("listops", "mnist", "remote_homology"):  # faithful specs pin their data
+            assert c.config.task_options.source == {"listops": "lra", "mnist": "official", "remote_homology": "tape"}[c.config.task]
 
 
 def test_example_table2_offline_inherits_table2():
     s = load_spec(EXPERIMENTS / "table2-offline.toml")
     assert [Path(p).name for p in s.sources] == ["table2.toml", "table2-offline.toml"]
-    assert {c.config.backbone for c in s.cells} == {"minilm"} and len(s.cells) == 2 * 4 * 3
+    assert {c.config.backbone for c in s.cells} == {"minilm"} and len(s.cells) == 2 * 4 * 3  # no unused Bit source
+
+
+# ---- [model] keys and [sources] (Bit-pretrained transfer) -------------------------------------------------
+def test_model_options_are_axes_and_match_keys():
+    s = spec_from_dict(spec('[defaults]\ntask = "listops"\nbackbone = "gpt2"\n[defaults.listops]\nsource = "generated"\n'
+                            '[grid]\ninit = ["pretrained", "random"]\nmodel.depth = [1, 2, 6]\n'
+                            '[[exclude]]\n"model.depth" = 6\ninit = "random"\n'))
+    assert [(c.labels["init"], c.labels["model.depth"]) for c in s.cells] == [
+        ("pretrained", 1), ("pretrained", 2), ("pretrained", 6), ("random", 1), ("random", 2)]
+    assert s.cells[0].config.model_options.depth == 1
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('[defaults]\ntask = "bit_xor"\n[grid]\nmodel.layrs = [3]\n', "unknown model option 'layrs'. Did you mean 'layers'?"),
+        ('[defaults]\ntask = "bit_xor"\nbackbone = "gpt2"\n[grid]\nmodel.layers = [3]\n', "'model.layers' is an option of the lstm backbones"),
+        ('[defaults]\ntask = "bit_xor"\n[grid]\ntrain = [["output", "atention@-1"]]\n', "grid.train[0][1]: Unknown parameter group 'atention'"),
+        ('[defaults]\ntask = "bit_xor"\ninit = "pretrained"\nweights = "source:bitt"\n[sources.bit]\ntask = "bit_memory"\n',
+         "defaults.weights: unknown source 'bitt'. Did you mean 'bit'?"),
+        ('[defaults]\ntask = "bit_xor"\ninit = "pretrained"\nweights = "source:bit"\n', "declares no [sources.bit] table"),
+        ('[defaults]\ntask = "bit_xor"\n[sources.bit]\ntask = "bit_memory"\nsave_body = false\n', "a source exists to save its body"),
+    ],
+)
+def test_model_and_source_mistakes_name_the_key(body, message):
+    from fptlab.errors import FptlabError
+
+    with pytest.raises(FptlabError, match=message.replace("[", r"\[").replace("]", r"\]").replace("?", r"\?").replace(".", r"\.")):
+        spec_from_dict(spec(body))
+
+
+BIT = """
+[defaults]
+backbone = "gpt2-tiny"
+steps = 4
+[sources.bit]
+task = "bit_memory"
+init = "random"
+train = ["all"]
+[variants]
+random = { init = "random" }
+bit = { init = "pretrained", weights = "source:bit" }
+[grid]
+task = ["bit_xor", "listops"]
+[[when]]
+match = { task = "bit_memory" }
+set = { steps = 8 }
+"""
+
+
+def test_sources_come_first_and_cells_name_their_hash():
+    s = spec_from_dict(spec(BIT))
+    source = s.cells[0]
+    assert source.labels == {"source": "bit"} and source.config.save_body and source.config.steps == 8  # [[when]] applied
+    assert source.config.train == ("all",) and source.config.backbone == "gpt2-tiny"
+    bits = [c for c in s.cells if c.labels.get("variant") == "bit"]
+    assert [c.config.weights for c in bits] == [f"trial:{source.hash}"] * 2
+    assert s.axes == ["variant", "task"] and len(s.cells) == 5
+    # A change to the source changes the cells that start from it (their hash names the body).
+    other = spec_from_dict(spec(BIT.replace('train = ["all"]', 'train = ["all"]\nlr = 3e-4')))
+    assert {c.hash for c in other.cells if c.labels.get("variant") == "bit"}.isdisjoint(c.hash for c in bits)
+    assert {c.hash for c in other.cells if c.labels.get("variant") == "random"} == {
+        c.hash for c in s.cells if c.labels.get("variant") == "random"}

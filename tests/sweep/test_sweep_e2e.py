@@ -24,7 +24,7 @@ name = "{name}"
 
 [defaults]
 task = "bit_xor"
-backbone = "minilm-tiny"
+backbone = "bert-tiny"
 init = "random"
 steps = {steps}
 eval_every = {eval_every}
@@ -218,3 +218,58 @@ def test_read_only_commands_create_no_database(tmp_path):
     status = subprocess.run([sys.executable, "-m", "fptlab.cli", "status"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert status.returncode == 1 and "No results database" in status.stderr
     assert not (tmp_path / "fptlab.db").exists()
+
+
+BIT_SPEC = """
+[experiment]
+name = "bit-transfer"
+
+[defaults]
+backbone = "gpt2-tiny"
+steps = 4
+eval_every = 2
+batch_size = 4
+[defaults.bit_memory]
+n_strings = 2
+n_bits = 8
+bits_per_token = 4
+test_size = 16
+[defaults.bit_xor]
+n_bits = 3
+test_size = 16
+
+[sources.bit]                      # the paper's "Bit": fully trained on bit memory, then frozen
+task = "bit_memory"
+init = "random"
+train = ["all"]
+
+[variants]
+random = { init = "random" }
+bit = { init = "pretrained", weights = "source:bit" }
+orphan = { init = "pretrained", weights = "trial:0123456789abcdef" }
+
+[grid]
+task = ["bit_xor"]
+"""
+
+
+def test_bit_transfer_waits_for_its_source_and_orphans_fail_clearly(db_url, tmp_path):  # noqa: F811
+    spec = tmp_path / "bit.toml"
+    spec.write_text(BIT_SPEC)
+    proc = run_sweep(spec, db_url, tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]  # the orphan cell cannot run
+    assert "4 cells, 0 already done, 4 run now" in proc.stdout
+    store = Store(db_url)
+    try:
+        trials = {t["config"]["weights"]: t for t in store.trials()}
+        source = next(t for t in trials.values() if t["config"]["save_body"])
+        transfer = trials[f"trial:{source['config_hash']}"]
+        orphan = trials["trial:0123456789abcdef"]
+        assert (source["status"], transfer["status"], orphan["status"]) == ("completed", "completed", "failed")
+        assert source["finished"] <= transfer["started"]  # it waited for the body
+        (body,) = store.artifacts(source["config_hash"], kind="body")
+        assert Path(body["location"]) == (tmp_path / "runs" / "trials" / source["config_hash"] / "body").resolve()
+        assert "Cannot start: its weights come from trial 0123456789abcdef, which is not in the database" in orphan["error"]
+        assert source["torch_version"] and source["transformers_version"] and source["fptlab_version"] == "0.2.0"
+    finally:
+        store.close()
