@@ -29,9 +29,17 @@ def save_checkpoint(path: Path, *, config_hash: str, step: int, model: Any, opti
 
 def load_checkpoint(path: Path, *, config_hash: str, model: Any, optimizer: Any) -> tuple[int, dict]:
     """Restore into `model`/`optimizer`; returns (step, loop_state)."""
+    import pickle
+
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only: runs no code
+    except pickle.UnpicklingError as e:
+        raise FptlabError(
+            f"Checkpoint {path} holds objects other than tensors and plain data, so it is not loaded (unpickling "
+            f"them could run code): {str(e).splitlines()[0]}. Delete it to start the run over."
+        ) from None
     if state.get("config_hash") != config_hash:
         raise FptlabError(
             f"Checkpoint {path} belongs to config {state.get('config_hash')}, not {config_hash}. "

@@ -136,3 +136,18 @@ def test_rerun_of_a_finished_run_trains_nothing(data_dir, tmp_path):
 
 def test_train_groups_in_any_order_hash_the_same():
     assert tiny(train=["output", "input"]).hash == tiny(train=["input", "output", "input"]).hash
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_checkpoint_that_could_run_code_is_refused(data_dir, tmp_path, capsys):
+    from fptlab.errors import FptlabError
+
+    (tmp_path / "r").mkdir()
+    torch.save({"config_hash": "x", "payload": _Payload()}, tmp_path / "r" / "checkpoint.pt")
+    with pytest.raises(FptlabError, match="not loaded .*could run code"):
+        train(tiny(checkpoint_every=2), data_dir=data_dir, run_dir=tmp_path / "r")
+    assert "this must never run" not in capsys.readouterr().out
