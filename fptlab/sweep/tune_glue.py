@@ -60,12 +60,15 @@ class ClaimingSearcher(Searcher):
         """Pending cells split into ready to claim and waiting for a source (cells whose source can
         never deliver are failed on the way); with the body folder each ready dependent cell uses."""
         ready, waiting, bodies = [], [], {}
+        states: dict[str, tuple[Path | None, str | None]] = {}  # one look per source, however many cells use it
         for config_hash in list(self.pending):
             source = trial_hash(self.cells[config_hash].config.weights)
             if source is None:
                 ready.append(config_hash)
                 continue
-            body, problem = self._source_state(source)
+            if source not in states:
+                states[source] = self._source_state(source)
+            body, problem = states[source]
             if body is not None:
                 ready.append(config_hash)
                 bodies[config_hash] = body
