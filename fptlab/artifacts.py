@@ -66,10 +66,10 @@ def param_stats(body: Any, spec: Any) -> list[dict[str, Any]]:
             continue
         kind = "weight" if param.dim() >= 2 else "bias"
         pooled.setdefault((block, groups[0], kind), []).append(param.detach().float().reshape(-1))
+    import torch
+
     rows = []
     for (block, group, kind), tensors in sorted(pooled.items()):
-        import torch
-
         values = torch.cat(tensors)
         rows.append({
             "block": block, "group": group, "kind": kind, "numel": int(values.numel()),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fptlab.errors import ConfigError, UnknownNameError
+from fptlab.errors import ConfigError, IncompatibleError, UnknownNameError
 from fptlab.registry import unknown_name_message
 
 FPT_GROUPS = ("input", "output")  # the layers FPT adds around the body
@@ -91,3 +91,22 @@ def canonical_groups(entries: tuple[str, ...]) -> tuple[str, ...]:
 
 def parse_all(entries: tuple[str, ...]) -> list[GroupRef]:
     return [parse_group(e) for e in entries]
+
+
+# ---- against a backbone (its declaration before building, its parameters after) --------------------
+def check_available(ref: GroupRef, backbone: str, groups: list[str]) -> None:
+    """A group the backbone has no parameter in is an error naming the groups it has."""
+    if ref.group not in groups:
+        raise IncompatibleError(
+            f"train names group '{ref.group}', but backbone '{backbone}' has no parameter in it. Its groups: {', '.join(groups)}."
+        )
+
+
+def block_index(ref: GroupRef, index: int, n_blocks: int, backbone: str) -> int:
+    """`index` of `ref` as a block of the `n_blocks` the run keeps (negative counts from the last)."""
+    if not -n_blocks <= index < n_blocks:
+        raise IncompatibleError(
+            f"train entry '{ref.text}': block {index} does not exist; this run keeps {n_blocks} blocks of "
+            f"'{backbone}' (indices 0..{n_blocks - 1}, or -1 for the last)."
+        )
+    return index % n_blocks

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from fptlab.backbones import BACKBONES, BackboneSpec
 from fptlab.errors import IncompatibleError
-from fptlab.groups import ALL, ALL_GROUPS, parse_all
+from fptlab.groups import ALL, ALL_GROUPS, block_index, check_available, parse_all
 from fptlab.tasks.base import TaskSpec
 
 if TYPE_CHECKING:
@@ -140,22 +140,13 @@ def _chosen(train: tuple[str, ...], groups: dict[str, str], layers: dict[str, in
     for ref in parse_all(train):
         if ref.group == ALL:
             return set(groups)
+        check_available(ref, spec.name, present)
         members = {n for n, g in groups.items() if g == ref.group}
-        if not members:
-            raise IncompatibleError(
-                f"train names group '{ref.group}', but backbone '{spec.name}' has no parameter in it. "
-                f"Its groups: {', '.join(present)}."
-            )
         if ref.layers is None:
             chosen |= members
             continue
         for index in ref.layers:
-            if not -n_blocks <= index < n_blocks:
-                raise IncompatibleError(
-                    f"train entry '{ref.text}': block {index} does not exist; this run keeps {n_blocks} blocks of "
-                    f"'{spec.name}' (indices 0..{n_blocks - 1}, or -1 for the last)."
-                )
-            block = index % n_blocks
+            block = block_index(ref, index, n_blocks, spec.name)
             picked = {n for n in members if layers[n] == block}
             if not picked:
                 raise IncompatibleError(f"train entry '{ref.text}': group '{ref.group}' of '{spec.name}' has no parameter in block {block}.")

@@ -12,7 +12,7 @@ from fptlab.assets import data_dir as default_data_dir
 from fptlab.backbones import BACKBONES
 from fptlab.config import RunConfig
 from fptlab.errors import IncompatibleError
-from fptlab.groups import ALL, parse_all
+from fptlab.groups import ALL, block_index, check_available, parse_all
 from fptlab.tasks import TASKS
 from fptlab.tasks.base import TaskSpec
 
@@ -74,17 +74,9 @@ def _check_groups(cfg: RunConfig, backbone: Any) -> None:
     for ref in parse_all(cfg.train):
         if ref.group == ALL:
             continue
-        if ref.group not in declared:
-            raise IncompatibleError(
-                f"train names group '{ref.group}', but backbone '{cfg.backbone}' has no parameter in it. "
-                f"Its groups: {', '.join(declared)}."
-            )
+        check_available(ref, cfg.backbone, declared)
         for index in ref.layers or ():
-            if not -blocks <= index < blocks:
-                raise IncompatibleError(
-                    f"train entry '{ref.text}': block {index} does not exist; this run keeps {blocks} blocks of "
-                    f"'{cfg.backbone}' (indices 0..{blocks - 1}, or -1 for the last)."
-                )
+            block_index(ref, index, blocks, cfg.backbone)
 
 
 def _check_cacheable(cfg: RunConfig, spec: TaskSpec) -> None:

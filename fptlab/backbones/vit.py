@@ -100,14 +100,8 @@ def _body_class() -> type:
             scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, T, T)
             return scores.softmax(dim=-1)
 
-    ViTBody.__module__, ViTBody.__qualname__ = __name__, "ViTBody"  # picklable as fptlab.backbones.vit.ViTBody
     return ViTBody
 
-
-def __getattr__(name: str) -> Any:
-    if name == "ViTBody":
-        return _body_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _wrap(model: Any) -> Any:

@@ -93,14 +93,8 @@ def _body_class() -> type:
             scale = getattr(attn, "scale", q.shape[-1] ** -0.5)
             return (q @ k.transpose(-1, -2) * scale).softmax(dim=-1)  # (B, H, T, T)
 
-    TimmViTBody.__module__, TimmViTBody.__qualname__ = __name__, "TimmViTBody"
     return TimmViTBody
 
-
-def __getattr__(name: str) -> Any:
-    if name == "TimmViTBody":
-        return _body_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build(spec: BackboneSpec, options: ModelOptions) -> Any:

@@ -127,7 +127,7 @@ def downgrade_config(full: dict[str, Any], trial: str) -> dict[str, Any]:
     problems += [f"{task}.{k}" for k, v in full.get(task, {}).items() if k not in TASK_DEFAULTS_010.get(task, {})
                  and v != TASK_PINS.get(task, {}).get(k)]
     problems += [f"model.{k}" for k, v in full.get(MODEL, {}).items() if expected_model.get(k) != v]
-    if backbone not in (*GPT2_BACKBONES, "minilm", "minilm-tiny") and full["backbone"] not in RENAMED.values():
+    if backbone not in (*GPT2_BACKBONES, "minilm", "minilm-tiny"):
         problems.append(f"backbone = {full['backbone']}")
     if problems:
         raise RuntimeError(
