@@ -190,9 +190,11 @@ def _names(what: str) -> list[str]:
 
 
 def _register_sweep_commands() -> None:
+    from fptlab.cli_report import register as register_report
     from fptlab.cli_sweep import register
 
     register(app)
+    register_report(app)
 
 
 _register_sweep_commands()

@@ -27,6 +27,18 @@ class QueryOps(StoreBase):
                 out.update((h, status) for h, status in rows)
         return out
 
+    def trial_states(self, config_hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """For each existing hash, the trial's columns without its config (status, attempts, host,
+        device, versions, error, times): what reports need, read in one query per chunk."""
+        columns = [getattr(Trial, name) for name in TRIAL_FIELDS if name != "config"]
+        out: dict[str, dict[str, Any]] = {}
+        with self.session() as session:
+            for part in chunks(list(config_hashes)):
+                for row in session.execute(select(*columns).where(Trial.config_hash.in_(part))):
+                    record = dict(row._mapping)
+                    out[record["config_hash"]] = record
+        return out
+
     def trials(
         self, status: str | Sequence[str] | None = None, where: dict[str, Any] | None = None, experiment: str | None = None
     ) -> list[dict[str, Any]]:
@@ -103,6 +115,11 @@ class QueryOps(StoreBase):
                 }
                 for e, n in session.execute(query)
             ]
+
+    def experiment_spec(self, name: str) -> str | None:
+        """The canonical spec text a sweep of experiment `name` registered (None if never swept)."""
+        with self.session() as session:
+            return session.scalar(select(Experiment.spec_text).where(Experiment.name == name))
 
     # ---- helpers --------------------------------------------------------------------------------
     def _rows_for(self, query: Select[Any], config_hashes: Sequence[str] | None) -> list[Any]:

@@ -1,0 +1,112 @@
+"""`fptlab report`: the paper's tables and figures from the results database, beside the paper's own
+numbers. Registered on the main Typer app by fptlab.cli; heavy imports stay inside the command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+FORMATS = ("terminal", "md", "csv", "latex", "html")
+_SUFFIX_FORMAT = {".md": "md", ".csv": "csv", ".tex": "latex", ".html": "html", ".htm": "html"}
+
+
+def report(
+    name: Annotated[list[str] | None, typer.Argument(help="Tables/figures by key, e.g. table2, figure3, quickstart.")] = None,
+    table: Annotated[list[int] | None, typer.Option("--table", "-t", help="Paper table number (repeatable).")] = None,
+    figure: Annotated[list[int] | None, typer.Option("--figure", "-f", help="Paper figure number (repeatable).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every table and figure.")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="terminal | md | csv | latex | html [default: from --out's suffix, else terminal].")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout (figures go beside it as PNG and SVG).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL [default: $FPTLAB_DB, else sqlite:///fptlab.db].")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Report the offline counterparts (experiments/offline/), MiniLM and offline data.")] = False,
+    experiments: Annotated[Path | None, typer.Option("--experiments", help="Folder of sweep specs [default: ./experiments, else the checkout's].")] = None,
+    curves: Annotated[bool, typer.Option("--curves", help="Convergence curves for every table (html, and PNG/SVG files with --out).")] = False,
+    figures_dir: Annotated[Path | None, typer.Option("--figures-dir", help="Where figure files go [default: beside --out, else ./fptlab-figures].")] = None,
+) -> None:
+    """Regenerate the paper's tables and figures from the database, beside the paper's numbers: mean ±
+    std over seeds, 95% CIs, Welch p-values, and for every missing cell the command that fills it.
+    An empty database is not an error."""
+    from fptlab.cli import user_errors
+
+    with user_errors():
+        _report(name or [], table or [], figure or [], everything, fmt, out, db, offline, experiments, curves, figures_dir)
+
+
+def _report(names: list[str], tables: list[int], figures: list[int], everything: bool, fmt: str | None, out: Path | None,
+            db: str | None, offline: bool, experiments: Path | None, curves: bool, figures_dir: Path | None) -> None:
+    from fptlab.cli_sweep import existing_store
+    from fptlab.errors import FptlabError
+    from fptlab.report.engine import ReportOptions, make_report, select_keys
+
+    fmt = fmt or (_SUFFIX_FORMAT.get(out.suffix.lower(), "") if out else "") or "terminal"
+    if fmt not in FORMATS:
+        raise FptlabError(f"Unknown report format '{fmt}'. Available: {', '.join(FORMATS)}.")
+    keys = select_keys([str(n) for n in tables], [str(n) for n in figures], names, everything)
+    store = existing_store(db)
+    wants_files = fmt != "html" and (out is not None or figures_dir is not None or any(k.startswith("figure") for k in keys))
+    options = ReportOptions(db_url=db, offline=offline, experiments=experiments, curves=curves, plots=fmt == "html" or wants_files)
+    rendered = make_report(keys, store, options)
+    if store is None:
+        typer.echo("No results database yet: every cell is missing; each table gives the command that fills it.", err=True)
+    text = _format(rendered, fmt, offline, store)
+    if fmt != "terminal":
+        _write(text, out)
+    if options.plots and fmt != "html":
+        _save_figures(rendered, figures_dir or (out.parent / f"{out.stem}-figures" if out else Path("fptlab-figures")))
+
+
+def _format(rendered: list, fmt: str, offline: bool, store: object) -> str:
+    from fptlab.report import render
+
+    results = [r.result for r in rendered if r.result is not None]
+    if fmt == "terminal":
+        from rich.console import Console
+
+        console = Console()
+        for r in rendered:
+            if r.result is not None:
+                render.print_terminal(r.result, console)
+            else:
+                console.print(f"[bold]{r.title}[/bold]")
+                for line in [*r.notes, r.provenance]:
+                    if line:
+                        console.print(line, markup=False, highlight=False)
+                console.print()
+        return ""
+    if fmt == "csv":
+        return render.to_csv(results)
+    if fmt == "md":
+        return "\n".join(render.to_markdown(res) for res in results)
+    if fmt == "latex":
+        return "\n".join(render.to_latex(res) for res in results)
+    from fptlab.report.html import page
+
+    where = getattr(store, "masked_url", "no database")
+    return page(rendered, title="Pretrained Transformers As Universal Computation Engines: tables and figures",
+                subtitle=f"results from {where}", offline=offline)
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)  # a reader never sees half a report
+    typer.echo(f"wrote {out}", err=True)
+
+
+def _save_figures(rendered: list, folder: Path) -> None:
+    from fptlab.report.figures import save
+
+    for r in rendered:
+        for i, (caption, fig) in enumerate(r.figures, start=1):
+            paths = save(fig, folder / f"{r.key}-{i}")
+            typer.echo(f"{r.key}: {caption} -> {', '.join(str(p) for p in paths)}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(report)

@@ -1,0 +1,297 @@
+"""A declared table + the spec's cells + a store snapshot -> a structured TableResult: per cell our
+seeds (mean ± std, n, 95% CI), the trial statuses, the paper's number and the difference; per
+compared row pair Welch's test; what is missing and the command that fills it; provenance.
+
+Renderers (`fptlab.report.render`) only format a TableResult; nothing below prints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fptlab.report import convergence
+from fptlab.report.declare import PaperValue, Table
+from fptlab.report.source import Snapshot, SpecCells
+from fptlab.report.stats import Difference, Stat, summarize, welch
+from fptlab.report.values import VALUES, format_spread, format_value
+
+FINISHED = ("completed", "diverged")
+UNFINISHED_ORDER = ("missing", "queued", "running", "interrupted", "failed")
+
+
+@dataclass
+class CellResult:
+    row: str
+    column: str
+    unit: str
+    hashes: list[str] = field(default_factory=list)  # the spec's trials for this cell (every seed)
+    values: list[float] = field(default_factory=list)  # one per finished trial that has a value
+    statuses: Counter = field(default_factory=Counter)  # trial statuses; "missing" = not in the database
+    diverged: int = 0
+    censored: bool = False  # steps to converge: some seed never reached the level
+    stat: Stat | None = None
+    paper: PaperValue | None = None
+    literature: str | None = None  # quoted by the paper from this work: nothing to run
+    text: str | None = None  # display set by a table's post hook (derived cells such as speedups)
+    hash_status: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> int:
+        return sum(self.statuses[s] for s in FINISHED)
+
+    @property
+    def state(self) -> str:
+        """literature | not in grid | derived | done | partial | empty (nothing finished yet)."""
+        if self.literature:
+            return "literature"
+        if self.text is not None:
+            return "derived"
+        if not self.hashes:
+            return "not in grid"
+        if self.finished == len(self.hashes):
+            return "done"
+        return "partial" if self.finished else "empty"
+
+    def ours(self) -> str:
+        """"38.2 ± 0.4 (n=3)", "> 2 × 10^4", "91.0%† (n=1)", or what keeps it from having a value."""
+        if self.text is not None:
+            return self.text
+        if self.literature:
+            return "(literature)"
+        if not self.hashes:
+            return "—"
+        if self.stat is None:
+            return self._pending() or "no value"
+        mark = "†" if self.diverged else ""
+        head = ("> " if self.censored else "") + format_value(self.stat.mean, self.unit) + mark
+        spread = "" if self.censored or math.isnan(self.stat.std) else f" ± {format_spread(self.stat.std, self.unit)}"
+        of = f"{self.stat.n}/{len(self.hashes)}" if self.stat.n != len(self.hashes) else f"{self.stat.n}"
+        pending = self._pending()
+        return f"{head}{spread} (n={of}{'; ' + pending if pending else ''})"
+
+    def _pending(self) -> str:
+        parts = [f"{s} {self.statuses[s]}" for s in UNFINISHED_ORDER if self.statuses.get(s)]
+        return ", ".join(parts)
+
+    def difference(self) -> float:
+        """Ours minus the paper's (NaN unless both exist)."""
+        if self.stat is None or self.paper is None or self.censored:
+            return math.nan
+        return self.stat.mean - self.paper.value
+
+
+@dataclass(frozen=True)
+class Comparison:
+    column: str
+    a: str
+    b: str
+    result: Difference
+
+
+@dataclass
+class Provenance:
+    spec: str | None
+    spec_hash: str
+    offline: bool
+    hashes: list[str]
+    versions: Counter  # "fptlab 0.2.0 · torch 2.13.0 · transformers 4.x" -> trials
+    hosts: Counter
+    devices: Counter
+    sources: dict[str, list[str]]  # task -> data sources used
+    backbones: list[str]
+
+
+@dataclass
+class TableResult:
+    table: Table
+    cells: dict[tuple[str, str], CellResult]
+    comparisons: list[Comparison]
+    provenance: Provenance
+    unfinished: Counter  # status -> trials not finished, over the whole table
+    fill: list[str]  # commands that fill what is missing
+    levels: dict[str, float] = field(default_factory=dict)  # steps to converge: the level per column
+    notes: list[str] = field(default_factory=list)
+    spec: SpecCells | None = None  # for post hooks: the spec's cells and the store snapshot
+    snap: Snapshot | None = None
+
+    def cell(self, row: str, column: str) -> CellResult:
+        return self.cells[(row, column)]
+
+    @property
+    def title(self) -> str:
+        return f"{self.table.kind.capitalize()} {self.table.number}: {self.table.title}"
+
+
+def build_table(table: Table, cells: SpecCells | None, snap: Snapshot, *, db_url: str | None = None) -> TableResult:
+    grid: dict[tuple[str, str], CellResult] = {}
+    for row in table.rows:
+        for column in table.columns:
+            grid[(row.label, column.label)] = _cell(table, row, column, cells, snap)
+    levels = _steps_to_converge(table, grid, snap)
+    comparisons = _compare(table, grid)
+    result = TableResult(table, grid, comparisons, _provenance(table, cells, grid, snap), Counter(), [], levels, spec=cells, snap=snap)
+    _fill(result, cells, db_url)
+    if cells is not None and cells.offline:
+        result.notes.append("OFFLINE COUNTERPART: MiniLM and offline data on a laptop budget, not the paper's setting.")
+    if cells is not None and cells.unresolved:
+        result.notes.append(f"{len(cells.unresolved)} cell(s) could not resolve their data source here; shown by their spec config.")
+    if table.post is not None:
+        table.post(result)
+    return result
+
+
+def _cell(table: Table, row: Any, column: Any, cells: SpecCells | None, snap: Snapshot) -> CellResult:
+    kind = VALUES.get(column.value or row.value or table.value)
+    key = (row.label, column.label)
+    out = CellResult(row.label, column.label, kind.unit, paper=table.paper.get(key))
+    out.literature = table.literature.get(key) or row.literature or column.literature
+    if out.literature or cells is None or row.derived or column.derived:
+        return out
+    out.hashes = [c.hash for c in cells.select({**table.where, **row.where, **column.where})]
+    for h in out.hashes:
+        state = snap.states.get(h)
+        status = "missing" if state is None else state["status"]
+        out.statuses[status] += 1
+        out.hash_status[h] = status
+        if status == "diverged":
+            out.diverged += 1
+        if status in FINISHED and kind.of_trial is not None:
+            value = kind.of_trial(snap.results.get(h, {}))
+            if not math.isnan(value):
+                out.values.append(value)
+    out.stat = summarize(out.values)
+    return out
+
+
+def _steps_to_converge(table: Table, grid: dict[tuple[str, str], CellResult], snap: Snapshot) -> dict[str, float]:
+    """Table 6's value: every row of a column is measured against that column's common level."""
+    levels = {}
+    for column in table.columns:
+        group = [c for (r, col), c in grid.items() if col == column.label and c.unit == "steps" and c.hashes]
+        if not group:
+            continue
+        finished = [h for c in group for h in c.hashes if snap.states.get(h, {}).get("status") in FINISHED]
+        curves = snap.curves(finished)
+        level, reached = convergence.converge(curves)
+        levels[column.label] = level
+        for c in group:
+            runs = [reached[h] for h in c.hashes if h in reached]
+            c.values = [r.steps for r in runs]
+            c.censored = any(r.censored for r in runs)
+            c.stat = summarize(c.values)
+            if c.censored and c.stat is not None:  # show the longest censored run, not a mean below it
+                worst = max(r.steps for r in runs if r.censored)
+                c.stat = Stat(worst, math.nan, c.stat.n, math.nan, math.nan)
+    return levels
+
+
+def _compare(table: Table, grid: dict[tuple[str, str], CellResult]) -> list[Comparison]:
+    out = []
+    for a, b in table.compare:
+        for column in table.columns:
+            ca, cb = grid[(a, column.label)], grid[(b, column.label)]
+            if ca.censored or cb.censored:
+                continue  # a t-test on censored steps would be meaningless
+            diff = welch(ca.values, cb.values)
+            if diff is not None:
+                out.append(Comparison(column.label, a, b, diff))
+    return out
+
+
+def _fill(result: TableResult, cells: SpecCells | None, db_url: str | None) -> None:
+    """Count the table's unfinished trials (each hash once) and give the command that runs them: a
+    sweep of the table's spec runs exactly the cells not finished yet."""
+    status_of: dict[str, str] = {}
+    for cell in result.cells.values():
+        for h in cell.hashes:
+            status_of.setdefault(h, _status(cell, h))
+    result.unfinished = Counter(s for s in status_of.values() if s not in FINISHED)
+    if cells is None or not result.unfinished:
+        return
+    command = cells.fill_command(db_url)
+    result.fill.append(command)
+    if result.unfinished.get("failed"):
+        result.fill.append(f"{command} --retry-failed")
+
+
+def _status(cell: CellResult, h: str) -> str:
+    return cell.hash_status.get(h, "missing")
+
+
+def _provenance(table: Table, cells: SpecCells | None, grid: dict[tuple[str, str], CellResult], snap: Snapshot) -> Provenance:
+    hashes = sorted({h for c in grid.values() for h in c.hashes})
+    versions, hosts, devices = Counter(), Counter(), Counter()
+    for h in hashes:
+        state = snap.states.get(h)
+        if state is None or state["status"] not in FINISHED:
+            continue
+        versions[_versions(state)] += 1
+        hosts[state.get("host") or "?"] += 1
+        devices[state.get("device") or "?"] += 1
+    sources: dict[str, set[str]] = {}
+    backbones: set[str] = set()
+    by_hash = {c.hash: c for c in cells.cells} if cells is not None else {}
+    for h in hashes:
+        values = by_hash[h].values
+        task = values.get("task")
+        backbones.add(str(values.get("backbone")))
+        source = values.get(f"{task}.source")
+        if source is not None:
+            sources.setdefault(task, set()).add(str(source))
+    return Provenance(
+        spec=cells.path if cells is not None else None, spec_hash=cells.spec_hash if cells is not None else "",
+        offline=bool(cells is not None and cells.offline), hashes=hashes, versions=versions, hosts=hosts, devices=devices,
+        sources={t: sorted(s) for t, s in sorted(sources.items())}, backbones=sorted(backbones),
+    )
+
+
+def _versions(state: dict[str, Any]) -> str:
+    parts = [f"{name} {state.get(f'{name}_version') or '?'}" for name in ("fptlab", "torch", "transformers")]
+    return " · ".join(parts)
+
+
+# ---- helpers for tables' post hooks (derived rows and columns) ------------------------------------------
+def values_for(result: TableResult, where: dict[str, Any], value: str) -> list[float]:
+    """Per finished trial, `value` (a VALUES kind computed per trial) of the spec's cells matching `where`."""
+    kind = VALUES.get(value)
+    if result.spec is None or result.snap is None or kind.of_trial is None:
+        return []
+    out = []
+    for c in result.spec.select(where):
+        state = result.snap.states.get(c.hash)
+        if state is not None and state["status"] in FINISHED:
+            v = kind.of_trial(result.snap.results.get(c.hash, {}))
+            if not math.isnan(v):
+                out.append(v)
+    return out
+
+
+def set_ratio(cell: CellResult, numerator: list[float] | Stat | None, denominator: list[float] | Stat | None,
+              *, lower_bound: bool = False) -> None:
+    """A derived cell = mean(numerator) / mean(denominator), shown as "4.0x" ("> 4.0x" when the
+    numerator is censored, i.e. the true ratio is at least this)."""
+    num = numerator if isinstance(numerator, Stat) or numerator is None else summarize(numerator)
+    den = denominator if isinstance(denominator, Stat) or denominator is None else summarize(denominator)
+    cell.unit = "x"
+    if num is None or den is None or den.mean == 0:
+        cell.text = "—"
+        return
+    ratio = num.mean / den.mean
+    cell.stat = Stat(ratio, math.nan, min(num.n, den.n), math.nan, math.nan)
+    cell.censored = lower_bound
+    cell.text = f"{'> ' if lower_bound else ''}{ratio:.1f}x"
+
+
+def ratio_row(result: TableResult, row: str, numerator: str, denominator: str) -> None:
+    """Fill derived row `row` column by column with numerator-row / denominator-row (Table 6's speedup:
+    Random steps / FPT steps; a censored Random makes it a lower bound)."""
+    for column in result.table.columns:
+        top, bottom = result.cells[(numerator, column.label)], result.cells[(denominator, column.label)]
+        target = result.cells[(row, column.label)]
+        if bottom.censored:
+            target.unit, target.text = "x", "—"  # the denominator never converged: no ratio
+            continue
+        set_ratio(target, top.stat, bottom.stat, lower_bound=top.censored)

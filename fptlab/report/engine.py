@@ -1,0 +1,178 @@
+"""`fptlab report`'s engine: pick tables and figures from the catalog, load their specs' cells, read
+the store once for all of them, build each TableResult and draw each figure.
+
+An empty or absent database is not an error: every cell is then missing and each table says which
+command fills it. A table whose spec has no offline counterpart says so under --offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fptlab.errors import FptlabError
+from fptlab.report import catalog
+from fptlab.report.build import FINISHED, TableResult, build_table
+from fptlab.report.declare import Figure, Table
+from fptlab.report.source import Snapshot, SpecCells, experiments_dir, load_cells
+
+
+@dataclass
+class ReportOptions:
+    db_url: str | None = None  # shown in fill commands when not the default
+    offline: bool = False  # read experiments/offline/<spec>.toml, the laptop-sized counterparts
+    experiments: Path | None = None
+    data_dir: Path | None = None
+    curves: bool = False  # convergence curves for every table (Table 6 and the quickstart always)
+    plots: bool = True  # draw figures at all (terminal tables skip them)
+
+
+@dataclass
+class Rendered:
+    """One table or figure of a report: its result (tables), its drawn figures and notes."""
+
+    key: str
+    kind: str
+    title: str
+    result: TableResult | None = None
+    figures: list[tuple[str, Any]] = field(default_factory=list)  # (caption, matplotlib Figure)
+    notes: list[str] = field(default_factory=list)
+    provenance: str = ""
+
+
+@dataclass
+class FigureContext:
+    """What a figure module's draw() gets: its spec's cells, the store snapshot, and helpers."""
+
+    item: Figure
+    cells: SpecCells | None
+    snap: Snapshot
+    options: ReportOptions
+    tables: dict[str, TableResult]
+    store: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    def select(self, where: dict[str, Any]) -> list[str]:
+        return [c.hash for c in self.cells.select(where)] if self.cells is not None else []
+
+    def finished(self, hashes: list[str]) -> list[str]:
+        return [h for h in hashes if self.snap.states.get(h, {}).get("status") in FINISHED]
+
+    def artifacts(self, config_hash: str, kind: str) -> list[dict[str, Any]]:
+        return self.store.artifacts(config_hash, kind) if self.store is not None else []
+
+    def table(self, key: str) -> TableResult | None:
+        """Another table's result in this report (e.g. Figure 1 draws Table 1's cells)."""
+        if key not in self.tables:
+            item = catalog.get(key)
+            cells = _cells(item, self.options, self.store, {})
+            snap = Snapshot.read(self.store, [c.hash for c in cells.cells]) if cells is not None else self.snap
+            self.tables[key] = build_table(item, cells, snap, db_url=self.options.db_url)
+        return self.tables[key]
+
+
+def select_keys(tables: list[str], figures: list[str], names: list[str], everything: bool) -> list[str]:
+    keys = [*(f"table{n}" for n in tables), *(f"figure{n}" for n in figures), *names]
+    available = catalog.artifacts()
+    if everything:
+        keys = list(available)
+    if not keys:
+        raise FptlabError("Say what to report: --table N, --figure N, a name (e.g. quickstart), or --all. "
+                          f"Available: {', '.join(available)}.")
+    for key in keys:
+        catalog.get(key)  # unknown names fail here, with a suggestion
+    return list(dict.fromkeys(keys))
+
+
+def make_report(keys: list[str], store: Any, options: ReportOptions) -> list[Rendered]:
+    items = [catalog.get(k) for k in keys]
+    cache: dict[Any, SpecCells] = {}
+    per_item: dict[str, SpecCells | None] = {}
+    notes: dict[str, list[str]] = {}
+    for item in items:
+        notes[item.key] = []
+        try:
+            per_item[item.key] = _cells(item, options, store, cache)
+        except FptlabError as e:
+            notes[item.key].append(str(e))
+            per_item[item.key] = None
+    snap = Snapshot.read(store, [c.hash for cells in cache.values() for c in cells.cells])
+    tables: dict[str, TableResult] = {}
+    out = []
+    for item in items:
+        cells = per_item[item.key]
+        if isinstance(item, Table):
+            out.append(_table(item, cells, snap, options, notes[item.key], tables))
+        else:
+            out.append(_figure(item, cells, snap, options, notes[item.key], tables, store))
+    return out
+
+
+def _cells(item: Any, options: ReportOptions, store: Any, cache: dict) -> SpecCells | None:
+    name = item.spec_name
+    if name is None:
+        return None
+    key = (name, options.offline)
+    if key not in cache:
+        folder = experiments_dir(options.experiments)
+        if options.offline and folder is not None and not (folder / "offline" / f"{name}.toml").is_file():
+            raise FptlabError(f"{item.key} has no offline counterpart (experiments/offline/{name}.toml); run it without --offline.")
+        cache[key] = load_cells(name, offline=options.offline, folder=folder, store=store, data_dir=options.data_dir)
+    return cache[key]
+
+
+def _table(item: Table, cells: SpecCells | None, snap: Snapshot, options: ReportOptions, notes: list[str],
+           tables: dict[str, TableResult]) -> Rendered:
+    from fptlab.report.render import provenance_line
+
+    if cells is None and item.spec_name is not None:
+        return Rendered(item.key, "table", f"Table {item.number}: {item.title}", notes=notes)
+    result = build_table(item, cells, snap, db_url=options.db_url)
+    tables[item.key] = result
+    rendered = Rendered(item.key, "table", result.title, result, notes=notes, provenance=provenance_line(result))
+    if options.plots:
+        from fptlab.report import plots
+
+        rendered.figures.extend(plots.table_figures(result, snap, curves=options.curves or item.curves))
+    return rendered
+
+
+def _figure(item: Figure, cells: SpecCells | None, snap: Snapshot, options: ReportOptions, notes: list[str],
+            tables: dict[str, TableResult], store: Any) -> Rendered:
+    title = f"Figure {item.number}: {item.title}"
+    rendered = Rendered(item.key, "figure", title, notes=notes)
+    if not options.plots:
+        return rendered
+    context = FigureContext(item, cells, snap, options, tables, store)
+    rendered.figures = item.draw(context)
+    rendered.notes.extend(context.notes)
+    rendered.notes.extend(item.notes)
+    if cells is not None:
+        done = len(context.finished([c.hash for c in cells.cells]))
+        rendered.provenance = f"spec {cells.path or cells.name} · {done}/{len(cells.cells)} trials finished"
+        if done < len(cells.cells):
+            rendered.notes.append(f"{len(cells.cells) - done} trial(s) not finished. Fill with: {cells.fill_command(options.db_url)}")
+    return rendered
+
+
+def report_for_spec(spec: Any, store: Any, console: Any = None) -> bool:
+    """After `fptlab sweep SPEC`: print the report of every table that reads this spec (offline
+    counterparts are named "<spec>-offline"). False when no analysis module reads it."""
+    offline = spec.name.endswith("-offline")
+    name = spec.name.removesuffix("-offline")
+    keys = [k for k, item in catalog.artifacts().items() if isinstance(item, Table) and item.spec_name == name]
+    if not keys:
+        return False
+    folder = Path(spec.origin).resolve().parent
+    if offline and folder.name == "offline":
+        folder = folder.parent
+    from rich.console import Console
+
+    from fptlab.report.render import print_terminal
+
+    console = console or Console()
+    for rendered in make_report(keys, store, ReportOptions(offline=offline, experiments=folder, plots=False)):
+        if rendered.result is not None:
+            print_terminal(rendered.result, console)
+    return True

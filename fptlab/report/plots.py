@@ -1,0 +1,56 @@
+"""The figures every table gets in a full report: ours against the paper's numbers (one scatter for
+the whole table) and, for convergence tables or on request, test-accuracy curves per column with a
+band over seeds. Drawing itself lives in `fptlab.report.figures`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from fptlab.report.build import FINISHED, TableResult
+from fptlab.report.source import Snapshot
+
+
+def scatter_points(result: TableResult) -> pd.DataFrame:
+    rows = []
+    for (r, c), cell in result.cells.items():
+        if cell.unit != "%" or cell.paper is None or cell.stat is None:
+            continue
+        rows.append({"label": f"{r} · {c}", "row": r, "paper": cell.paper.value, "ours": cell.stat.mean,
+                     "low": cell.stat.low, "high": cell.stat.high})
+    return pd.DataFrame(rows, columns=["label", "row", "paper", "ours", "low", "high"])
+
+
+def curve_frame(result: TableResult, column: str, snap: Snapshot, key: str = "test_accuracy") -> pd.DataFrame:
+    """Long frame (row, seed, step, value in %) of one column's finished trials."""
+    parts = []
+    for row in result.table.rows:
+        cell = result.cells[(row.label, column)]
+        finished = [h for h in cell.hashes if cell.hash_status.get(h) in FINISHED]
+        for i, (_h, curve) in enumerate(sorted(snap.curves(finished, key).items())):
+            part = curve.assign(row=row.label, seed=i, value=curve["value"] * 100.0)
+            parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["row", "seed", "step", "value"])
+    return pd.concat(parts, ignore_index=True)[["row", "seed", "step", "value"]]
+
+
+def table_figures(result: TableResult, snap: Snapshot, *, curves: bool) -> list[tuple[str, Any]]:
+    from fptlab.report import figures
+
+    out = []
+    points = scatter_points(result)
+    if result.table.paper and not points.empty:
+        out.append((f"{result.title}: ours (mean, 95% CI) against the paper's number for every cell with both.",
+                    figures.paper_vs_ours(points, title=f"Table {result.table.number}: ours vs paper")))
+    if curves:
+        for column in result.table.columns:
+            frame = curve_frame(result, column.label, snap)
+            if frame.empty:
+                continue
+            level = result.levels.get(column.label)
+            out.append((f"{result.title}, {column.label}: test accuracy over training, mean over seeds with a min–max band.",
+                        figures.convergence(frame, title=f"{column.label}", level=None if level is None or math.isnan(level) else level * 100)))
+    return out

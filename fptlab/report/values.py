@@ -1,0 +1,96 @@
+"""How one trial becomes the number a table cell shows, and how that number is printed.
+
+Accuracies are shown in percent, as the paper prints them. `steps_to_converge` is not a per-trial
+value: it needs every compared row's curves at once (`fptlab.report.convergence`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from fptlab.registry import Registry
+
+
+@dataclass(frozen=True)
+class ValueKind:
+    name: str
+    unit: str  # "%" | "steps" | "params" | "x"
+    of_trial: Callable[[Mapping[str, float]], float] | None  # results dict -> value; None: computed elsewhere
+    describe: str
+    needs_curves: bool = False
+
+
+VALUES: Registry[ValueKind] = Registry("value kind")
+
+
+def _result(key: str, scale: float = 1.0) -> Callable[[Mapping[str, float]], float]:
+    def get(results: Mapping[str, float]) -> float:
+        value = results.get(key)
+        return math.nan if value is None else float(value) * scale
+
+    return get
+
+
+def _seconds_per_step(results: Mapping[str, float]) -> float:
+    steps, wall = results.get("steps"), results.get("wall_seconds")
+    if not steps or wall is None:
+        return math.nan
+    return (float(wall) - float(results.get("feature_seconds", 0.0))) / float(steps)
+
+
+for _kind in (
+    ValueKind("test_accuracy", "%", _result("test_accuracy", 100.0), "final test accuracy (last evaluation)"),
+    ValueKind("best_test_accuracy", "%", _result("best_test_accuracy", 100.0), "best test accuracy over evaluations"),
+    ValueKind("train_accuracy", "%", _result("train_accuracy", 100.0), "train accuracy over the last evaluation interval"),
+    ValueKind("trainable_params", "params", _result("trainable_params"), "trainable parameters"),
+    ValueKind("total_params", "params", _result("total_params"), "total parameters"),
+    ValueKind("seconds_per_step", "s", _seconds_per_step, "wall-clock seconds per training step (feature caching excluded)"),
+    ValueKind("steps_to_converge", "steps", None, "gradient steps to converge (see the definition)", needs_curves=True),
+):
+    VALUES.register(_kind.name, _kind)
+
+
+def format_value(value: float, unit: str) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if unit == "%":
+        return f"{value:.1f}%"
+    if unit == "params":
+        return format_count(value)
+    if unit == "steps":
+        return format_steps(value)
+    if unit == "x":
+        return f"{value:.1f}x"
+    if unit == "s":
+        return f"{value:.3g} s"
+    return f"{value:.4g}"
+
+
+def format_spread(value: float, unit: str) -> str:
+    """A ± spread in the value's unit, without the unit for percentages ("± 1.2")."""
+    if math.isnan(value):
+        return ""
+    if unit == "%":
+        return f"{value:.1f}"
+    if unit == "steps":
+        return format_steps(value)
+    return f"{value:.3g}"
+
+
+def format_count(n: float) -> str:
+    """117M, 106K, 1.5B, as the paper prints parameter counts."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:.0f}"
+
+
+def format_steps(n: float) -> str:
+    """4 × 10^4 style, one significant digit as in the paper's Table 6, unless small."""
+    if n < 1000:
+        return f"{n:.0f}"
+    exponent = int(math.floor(math.log10(n)))
+    mantissa = n / 10**exponent
+    return f"{mantissa:.1f} × 10^{exponent}" if round(mantissa, 1) != round(mantissa) else f"{round(mantissa):.0f} × 10^{exponent}"
