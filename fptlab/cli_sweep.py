@@ -50,11 +50,12 @@ def sweep(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Dataset folder [default: $FPTLAB_DATA or ~/.cache/fptlab/data].")] = None,
     num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs for embedded Ray [default: all].")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Give failed cells whose retries are used up a fresh set of attempts.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and which are already done; run nothing, write nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells, which are already done and which cannot run here (data or weights missing, and how to get them); run nothing, write nothing.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress view on stderr.")] = True,
 ) -> None:
     """Run every cell of a TOML grid as Ray Tune trials, recording into the database. Re-running
-    skips finished cells and retries failed ones; a grown spec runs only its new cells."""
+    skips finished cells and retries failed ones; a grown spec runs only its new cells. If any cell
+    cannot run here (its data or pretrained weights are missing), nothing runs: --dry-run lists them."""
     from fptlab.cli import user_errors
 
     with user_errors():
@@ -64,10 +65,11 @@ def sweep(
 
         loaded = load_spec(spec)
         data_dir = data_dir.absolute() if data_dir else None  # Ray workers may run elsewhere
-        cells = prepare_cells(loaded, data_dir)  # before any database exists: a bad cell writes nothing
+        prepared = prepare_cells(loaded, data_dir)  # before any database exists: a bad cell writes nothing
         if dry_run:
-            _print_plan(loaded, cells, db)
+            _print_plan(loaded, prepared, db)
             return
+        cells = prepared.require_runnable(loaded.origin)  # nor does a cell whose data or weights are not here
         opts = SweepOptions(
             address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
             retries=retries, lease_seconds=lease, storage=storage.absolute(), data_dir=data_dir, num_cpus=num_cpus,
@@ -83,7 +85,7 @@ def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool) -> None:
 
     outcome = run_sweep(spec, store, opts, cells=cells, show_progress=progress)
     typer.echo(f"sweep '{spec.name}': {outcome.cells} cells, {outcome.skipped} already done, {len(outcome.ran)} run now")
-    _print_summary(store, cells)
+    _print_summary(store, spec, cells)
     if outcome.interrupted:
         typer.echo("interrupted: running trials were marked 'interrupted'; run the same command again to resume them.", err=True)
         raise typer.Exit(130)
@@ -99,31 +101,48 @@ def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool) -> None:
         raise typer.Exit(1)
 
 
-def _print_summary(store: Any, cells: list) -> None:
-    """Mean ± std over seeds for this spec's cells, grouped by its own axes (all but the seed)."""
+def _print_summary(store: Any, spec: Any, cells: list) -> None:
+    """The report of this spec's table(s) when an analysis module reads it (the quickstart, the paper's
+    tables, their offline counterparts); else mean ± std and 95% CI per group of this spec's axes."""
+    from fptlab.report.engine import report_for_spec
+
+    if report_for_spec(spec, store):
+        return
     from fptlab.report.summary import render_summary, summary_frame
-    from fptlab.store.results import curves_frame, trials_frame
+    from fptlab.store.results import trials_frame
+    from fptlab.sweep.grid import SOURCE
 
     hashes = {c.hash for c in cells}
     trials = trials_frame(store)
     trials = trials[trials["config_hash"].isin(hashes)]
     if trials.empty:
         return
-    from fptlab.sweep.grid import SOURCE
-
     axes = [k for k in next((c.labels for c in cells if SOURCE not in c.labels), {}) if k != "seed" and k in trials.columns]
     by = tuple(dict.fromkeys(["task", "init", *axes]))
-    curves = curves_frame(store, list(trials["config_hash"]), keys=["test_accuracy"])
-    typer.echo(render_summary(summary_frame(trials, curves, by=by)))
+    typer.echo(render_summary(summary_frame(trials, by=by)))
 
 
-def _print_plan(spec: Any, cells: list, db: str | None) -> None:
+def _print_plan(spec: Any, prepared: Any, db: str | None) -> None:
+    """Every cell (hash, status, labels, the body it needs, what it lacks here), then how to get what
+    is missing: each distinct instruction once."""
+    cells = prepared.cells
     statuses = _existing_statuses(db, [c.hash for c in cells])
     typer.echo(f"sweep '{spec.name}': {len(cells)} cells ({sum(s in ('completed', 'diverged') for s in statuses.values())} already done)")
     for cell in cells:
         labels = " ".join(f"{k}={v}" for k, v in cell.labels.items())
         needs = f"  (needs {cell.config.weights})" if cell.config.weights.startswith("trial:") else ""
-        typer.echo(f"  {cell.hash}  {statuses.get(cell.hash, 'new'):<11}  {labels}{needs}")
+        lacks = prepared.missing_for(cell)
+        missing = f"  missing: {'; '.join(m.what for m in lacks)}" if lacks else ""
+        typer.echo(f"  {cell.hash}  {statuses.get(cell.hash, 'new'):<11}  {labels}{needs}{missing}")
+    if not prepared.missing:
+        return
+    by_how: dict[str, list[str]] = {}
+    for m in prepared.reasons():
+        by_how.setdefault(m.how, []).append(m.what)
+    typer.echo("\nWhat is missing here, and how to get it:")
+    for how, whats in by_how.items():
+        typer.echo("\n".join(f"  * {what}" for what in whats) + (f"\n    {how}" if how else ""))
+    typer.echo(f"{len(prepared.missing)} of {len(cells)} cells cannot run here: data or weights missing")
 
 
 def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:
@@ -164,7 +183,7 @@ def status(
             from fptlab.sweep import load_spec
             from fptlab.sweep.run import prepare_cells
 
-            hashes = [c.hash for c in prepare_cells(load_spec(spec), data_dir.absolute() if data_dir else None)]
+            hashes = [c.hash for c in prepare_cells(load_spec(spec), data_dir.absolute() if data_dir else None).cells]
             statuses = store.statuses(hashes)
             counts = {"not started": len(hashes) - len(statuses)}
         else:

@@ -1,6 +1,7 @@
 """From a validated config to a runnable plan, without torch: resolve "auto" sources, check that the
-choices combine (input kind, sequence length vs positions, groups), and count parameters on the meta
-device for `--dry-run`."""
+choices combine (input kind, sequence length vs positions, groups), say what this machine lacks to run
+it (data, packages, pretrained weights: `missing_here`), and count parameters on the meta device for
+`--dry-run`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Any
 
 from fptlab.assets import data_dir as default_data_dir
 from fptlab.backbones import BACKBONES
+from fptlab.bodies import trial_hash
 from fptlab.config import RunConfig
-from fptlab.errors import IncompatibleError
+from fptlab.errors import DataNotFoundError, IncompatibleError
 from fptlab.groups import ALL, block_index, check_available, parse_all
 from fptlab.tasks import TASKS
-from fptlab.tasks.base import TaskSpec
+from fptlab.tasks.base import Missing, TaskSpec
 
 
 def resolve_config(cfg: RunConfig, data_dir: Path | None = None) -> RunConfig:
@@ -24,6 +26,36 @@ def resolve_config(cfg: RunConfig, data_dir: Path | None = None) -> RunConfig:
     resolved = cfg.replace(task_options=options)
     check_compatible(resolved, task_spec(resolved))
     return resolved
+
+
+def missing_here(cfg: RunConfig, data_dir: Path | None = None) -> tuple[Missing, ...]:
+    """What this machine lacks to run `cfg` (resolved, or with "auto" sources), decided from files and
+    installed packages alone, reading no data and no weights: the task's data (`Task.missing`), a package
+    the backbone needs, the pretrained weights the init reads. Empty when the run can start here.
+    `weights = "trial:<hash>"` is never missing: a sweep's source trial makes that body."""
+    from fptlab.inits import INITS
+
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    backbone = BACKBONES.get(cfg.backbone)
+    found = [TASKS.get(cfg.task).missing(cfg.task_options, data_dir), backbone.missing_requirements()]
+    if INITS.get(cfg.init).reads_weights and trial_hash(cfg.weights) is None:
+        found.append(backbone.missing_weights(cfg.weights))
+    return tuple(m for m in found if m is not None)
+
+
+def resolve_here(cfg: RunConfig, data_dir: Path | None = None) -> tuple[RunConfig, tuple[Missing, ...]]:
+    """`resolve_config` and `missing_here` together, for planning many runs: a config whose "auto" source
+    finds no data here is kept unresolved, with what it lacks, instead of raising. Config mistakes (an
+    incompatible choice, an unknown group) still raise."""
+    try:
+        resolved = resolve_config(cfg, data_dir)
+    except DataNotFoundError as e:
+        try:
+            check_compatible(cfg, task_spec(cfg))
+        except DataNotFoundError:
+            pass  # the spec itself needs the data (e.g. mnist "auto" sizes its images by source)
+        return cfg, missing_here(cfg, data_dir) or (Missing(str(e)),)
+    return resolved, missing_here(resolved, data_dir)
 
 
 def task_spec(cfg: RunConfig) -> TaskSpec:

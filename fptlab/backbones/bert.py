@@ -78,7 +78,7 @@ for _name, (_width, _layers, _heads, _ffn, _vocab, _hub) in SIZES.items():
         _name,
         BackboneSpec(
             name=_name, family="bert", d_model=_width, n_layers=_layers, max_positions=512, groups=GROUPS,
-            blocks=BLOCKS, build=build, load=load if _hub else None, default_weights=_hub,
+            blocks=BLOCKS, build=build, load=load if _hub else None, default_weights=_hub, locate_weights=resolve_weights,
             description=f"BERT-style {_layers} layers × {_width} (bidirectional)",
         ),
     )

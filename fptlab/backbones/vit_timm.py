@@ -39,16 +39,24 @@ GROUPS = (
 BLOCKS = "model.blocks"
 
 
+INSTALL_HINT = (
+    "pip install 'fptlab[timm]' (GPU images only: on a CPU-only machine timm pulls torchvision and a CUDA build of "
+    "torch). Or use --backbone vit-base: the same ImageNet-21k ViT-B/16 weights through transformers."
+)
+
+
 def import_timm() -> Any:
     try:
         import timm
     except ImportError:
-        raise DataNotFoundError(
-            "Backbone 'vit-timm' needs the optional timm package: pip install 'fptlab[timm]' (GPU images only: on a "
-            "CPU-only machine timm pulls torchvision and a CUDA build of torch). Or use --backbone vit-base: the same "
-            "ImageNet-21k ViT-B/16 weights through transformers."
-        ) from None
+        raise DataNotFoundError(f"Backbone 'vit-timm' needs the optional timm package: {INSTALL_HINT}") from None
     return timm
+
+
+def locate_weights(name: str, weights: str) -> str:
+    """A timm model name -> its hub repo (timm publishes `timm/<name>`); a file path stays as it is."""
+    location = DEFAULT_WEIGHTS if weights == "auto" else weights
+    return location if "/" in location or Path(location).exists() else f"timm/{location}"
 
 
 @cache
@@ -142,6 +150,7 @@ BACKBONES.register(
     BackboneSpec(
         name="vit-timm", family="vit", d_model=WIDTH, n_layers=LAYERS, max_positions=POSITIONS, groups=GROUPS,
         blocks=BLOCKS, build=build, load=load, default_weights=DEFAULT_WEIGHTS, requires=("timm",),
+        install_hint=INSTALL_HINT, locate_weights=locate_weights,
         description="ViT-B/16 ImageNet-21k through timm, as the paper's code (needs the timm extra, GPU images)",
     ),
 )

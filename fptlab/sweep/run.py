@@ -1,16 +1,18 @@
-"""`fptlab sweep`: expand a spec, register its cells in the store, run what is not finished."""
+"""`fptlab sweep`: expand a spec, resolve its cells here and check that each can run here (data,
+packages, pretrained weights), register them in the store, run what is not finished."""
 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from fptlab.errors import FptlabError
-from fptlab.plan import resolve_config
+from fptlab.errors import DataNotFoundError, FptlabError
+from fptlab.plan import resolve_here
 from fptlab.store import new_owner_id
 from fptlab.sweep.executor import FINISHED_STATUSES, SweepOptions, init_ray, owner_is_dead_here
 from fptlab.sweep.grid import Cell
+from fptlab.tasks.base import Missing
 
 
 @dataclass
@@ -21,17 +23,47 @@ class SweepOutcome:
     interrupted: bool = False
 
 
-def prepare_cells(spec: Any, data_dir: Any) -> list[Cell]:
-    """Resolve every cell's config here (data sources), so hashes name what will really run. Cells
-    that resolve to the same config are run once."""
+@dataclass
+class PreparedCells:
+    """A spec's cells with their configs resolved here, and what this machine lacks to run each."""
+
+    cells: list[Cell]
+    missing: dict[str, tuple[Missing, ...]] = field(default_factory=dict)  # config hash -> what is not here
+
+    def missing_for(self, cell: Cell) -> tuple[Missing, ...]:
+        return self.missing.get(cell.hash, ())
+
+    def reasons(self) -> list[Missing]:
+        """Every distinct thing missing, in cell order."""
+        return list(dict.fromkeys(m for cell in self.cells for m in self.missing_for(cell)))
+
+    def require_runnable(self, origin: str) -> list[Cell]:
+        """The cells, if every one can run here; else one DataNotFoundError naming what is missing."""
+        if not self.missing:
+            return self.cells
+        listed = "".join(f"\n  - {what}" for what in dict.fromkeys(m.what for m in self.reasons()))
+        raise DataNotFoundError(
+            f"{origin}: {len(self.missing)} of {len(self.cells)} cells cannot run here (data or weights missing):{listed}\n"
+            "Nothing was run or written. Run the same command with --dry-run to list those cells and how to get what they need."
+        )
+
+
+def prepare_cells(spec: Any, data_dir: Any) -> PreparedCells:
+    """Resolve every cell's config here (data sources), so hashes name what will really run, and find
+    what each cell lacks here (`fptlab.plan.missing_here`). A cell whose data cannot be found keeps its
+    unresolved config rather than stopping the others. Cells that resolve to the same config run once."""
     out: dict[str, Cell] = {}
+    missing: dict[str, tuple[Missing, ...]] = {}
     for cell in spec.cells:
         try:
-            cfg = resolve_config(cell.config, data_dir)
+            cfg, lacks = resolve_here(cell.config, data_dir)
         except FptlabError as e:
             raise type(e)(f"{spec.origin}: cell {cell.label}: {e}") from None
-        out.setdefault(cfg.hash, Cell(cfg, dict(cell.labels)))
-    return list(out.values())
+        if cfg.hash not in out:
+            out[cfg.hash] = Cell(cfg, dict(cell.labels))
+            if lacks:
+                missing[cfg.hash] = lacks
+    return PreparedCells(list(out.values()), missing)
 
 
 def register(store: Any, spec: Any, cells: list[Cell]) -> None:
@@ -50,7 +82,7 @@ def reclaim_dead_local_drivers(store: Any) -> int:
 def run_sweep(spec: Any, store: Any, opts: SweepOptions, *, cells: list[Cell] | None = None, show_progress: bool = True) -> SweepOutcome:
     from fptlab.sweep.view import SweepView
 
-    cells = cells if cells is not None else prepare_cells(spec, opts.data_dir)
+    cells = cells if cells is not None else prepare_cells(spec, opts.data_dir).require_runnable(spec.origin)
     register(store, spec, cells)
     reclaim_dead_local_drivers(store)
     statuses = store.statuses([c.hash for c in cells])

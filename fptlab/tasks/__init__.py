@@ -4,7 +4,7 @@ modules are found by listing the package."""
 from __future__ import annotations
 
 from fptlab.registry import Registry, import_submodules
-from fptlab.tasks.base import ArraySplit, StreamSplit, Task, TaskData, TaskSpec
+from fptlab.tasks.base import ArraySplit, Missing, StreamSplit, Task, TaskData, TaskSpec
 
 TASKS: Registry[Task] = Registry("task")
 
@@ -17,4 +17,4 @@ def register_task(cls: type[Task]) -> type[Task]:
 # Every public module of this package registers its tasks: a new task is one new file.
 import_submodules(__name__, __path__, skip=("base",))  # noqa: E402
 
-__all__ = ["TASKS", "ArraySplit", "StreamSplit", "Task", "TaskData", "TaskSpec", "register_task"]
+__all__ = ["TASKS", "ArraySplit", "Missing", "StreamSplit", "Task", "TaskData", "TaskSpec", "register_task"]

@@ -2,7 +2,8 @@
 
 A task is one registered object with a frozen `Options` dataclass (its config section), a cheap
 `spec()` (shapes, classes: enough for `--dry-run` and parameter counts without touching data),
-`resolve()` (turn `source = "auto"` into the concrete source found here, without loading it) and
+`resolve()` (turn `source = "auto"` into the concrete source found here, without loading it),
+`missing()` (what this machine lacks to load it: files, a package; checked without reading data) and
 `load()` (the data itself). Data is a function of the options alone, never of the run seed, so every
 seed of a sweep sees the same train/test split; the run seed drives order, dropout and augmentation.
 """
@@ -39,6 +40,18 @@ class TaskSpec:
     def __post_init__(self) -> None:
         assert (self.n_outputs * self.n_classes) % self.output_tokens == 0, "labels must split evenly over output tokens"
         assert self.readout == "last" or (self.pad_id is not None and self.output_tokens == 1), "last_real reads one token"
+
+
+@dataclass(frozen=True)
+class Missing:
+    """Something a run needs that is not here. `what` is one short line (a sweep plan prints it next to
+    each cell); `how` says how to get it (a download, a package, an offline alternative), printed once."""
+
+    what: str
+    how: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.what}. {self.how}" if self.how else self.what
 
 
 @dataclass
@@ -91,6 +104,13 @@ class Task:
     def resolve(self, opts: Any, data_dir: Path) -> Any:
         """Return options with every "auto" resolved to what is available here (no data loaded)."""
         return opts
+
+    def missing(self, opts: Any, data_dir: Path) -> Missing | None:
+        """What `load(opts, data_dir)` would not find here (resolved or "auto" options), decided from
+        file and package presence alone: no data is read. Data that can be downloaded counts as present
+        unless downloads are disabled (`fptlab.assets.offline_disabled`). None: nothing is missing
+        (always, for generated tasks)."""
+        return None
 
     def load(self, opts: Any, data_dir: Path) -> TaskData:
         raise NotImplementedError

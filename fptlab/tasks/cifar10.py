@@ -35,7 +35,7 @@ from fptlab import assets
 from fptlab.errors import DataNotFoundError
 from fptlab.tasks import register_task
 from fptlab.tasks._images import ImageEncoder, check_counts, read_cifar_batch, safe_extract, subsample
-from fptlab.tasks.base import ArraySplit, Task, TaskData, TaskSpec, data_rng
+from fptlab.tasks.base import ArraySplit, Missing, Task, TaskData, TaskSpec, data_rng
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE, BATCH_DIR = "cifar-10-python.tar.gz", "cifar-10-batches-py"
@@ -89,6 +89,14 @@ def how_to_get(root: Path) -> str:
 
 def batches_present(root: Path) -> bool:
     return all((root / BATCH_DIR / name).is_file() for name in (*TRAIN_BATCHES, TEST_BATCH))
+
+
+def missing_batches(data_dir: Path) -> Missing | None:
+    """The official batches: here, or downloadable unless offline."""
+    root = Path(data_dir) / "cifar10"
+    if batches_present(root) or not assets.offline_disabled():
+        return None
+    return Missing(f"CIFAR-10 batches not found in {root}, downloads disabled (offline)", how_to_get(root))
 
 
 def fetch(root: Path) -> None:
@@ -164,6 +172,9 @@ class Cifar10(Task):
     def spec(self, opts: Cifar10Options) -> TaskSpec:
         return TaskSpec("dense", 3 * opts.patch**2, (SIZE // opts.patch) ** 2, n_classes=N_CLASSES, augments=opts.augment)
 
+    def missing(self, opts: Cifar10Options, data_dir: Path) -> Missing | None:
+        return missing_batches(data_dir)
+
     def load(self, opts: Cifar10Options, data_dir: Path) -> TaskData:
         mean, std = (MEAN, STD) if opts.normalize else (None, None)
         encoder = ImageEncoder(patch=opts.patch, size=SIZE, mean=mean, std=std, augment=opts.augment)
@@ -177,6 +188,9 @@ class Cifar10Lra(Task):
 
     def spec(self, opts: Cifar10LraOptions) -> TaskSpec:
         return TaskSpec("dense", opts.patch**2, (SIZE // opts.patch) ** 2, n_classes=N_CLASSES, augments=opts.augment)
+
+    def missing(self, opts: Cifar10LraOptions, data_dir: Path) -> Missing | None:
+        return missing_batches(data_dir)
 
     def load(self, opts: Cifar10LraOptions, data_dir: Path) -> TaskData:
         encoder = ImageEncoder(patch=opts.patch, size=SIZE, mean=(0.5,), std=(0.5,), augment=opts.augment)

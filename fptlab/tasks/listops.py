@@ -43,7 +43,7 @@ import numpy as np
 from fptlab.errors import DataNotFoundError
 from fptlab.tasks import _listops_gen as gen
 from fptlab.tasks import register_task
-from fptlab.tasks.base import ArraySplit, Task, TaskData, TaskSpec, data_rng
+from fptlab.tasks.base import ArraySplit, Missing, Task, TaskData, TaskSpec, data_rng
 
 SPLITS = ("train", "val", "test")
 LRA_FILES = {split: f"basic_{split}.tsv" for split in SPLITS}
@@ -176,15 +176,18 @@ def find_lra_dir(opts: ListOpsOptions, data_dir: Path) -> Path | None:
     return None
 
 
+def _lra_how_to_get(data_dir: Path) -> str:
+    return (
+        f"Get LRA's release lra_release.gz ({LRA_URL}), extract its listops-1000/ folder into "
+        f"{Path(data_dir) / 'listops'} or set listops.path to that folder. Offline alternative: "
+        "listops.source = \"generated\" (a seeded generator with LRA's settings)."
+    )
+
+
 def _missing_lra(opts: ListOpsOptions, data_dir: Path) -> DataNotFoundError:
     files = ", ".join(LRA_FILES[s] for s in _needed(opts))
     looked = ", ".join(str(p) for p in lra_candidates(opts, data_dir))
-    return DataNotFoundError(
-        f"ListOps source 'lra': {files} not found; looked in {looked}. Get LRA's release "
-        f"lra_release.gz ({LRA_URL}), extract its listops-1000/ folder into {Path(data_dir) / 'listops'} "
-        'or set listops.path to that folder. Offline alternative: listops.source = "generated" '
-        "(a seeded generator with LRA's settings)."
-    )
+    return DataNotFoundError(f"ListOps source 'lra': {files} not found; looked in {looked}. {_lra_how_to_get(data_dir)}")
 
 
 def read_tsv(path: Path) -> tuple[gen.Ragged, np.ndarray]:
@@ -331,6 +334,15 @@ class ListOps(Task):
             return opts
         found = opts.path is not None or find_lra_dir(opts, data_dir) is not None
         return dataclasses.replace(opts, source="lra" if found else "generated")
+
+    def missing(self, opts: ListOpsOptions, data_dir: Path) -> Missing | None:
+        """LRA's files are never downloaded: source "lra" needs them here; "generated" needs nothing."""
+        opts = self.resolve(opts, data_dir)
+        if opts.source != "lra" or find_lra_dir(opts, data_dir) is not None:
+            return None
+        files = ", ".join(LRA_FILES[s] for s in _needed(opts))
+        where = lra_candidates(opts, data_dir)[0]
+        return Missing(f"ListOps LRA files ({files}) not found in {where}", _lra_how_to_get(data_dir))
 
     def load(self, opts: ListOpsOptions, data_dir: Path) -> TaskData:
         opts = self.resolve(opts, data_dir)

