@@ -277,10 +277,10 @@ def test_example_table2():
             assert c.config.task_options.source == {"listops": "lra", "mnist": "official", "remote_homology": "tape"}[c.config.task]
 
 
-def test_example_table2_offline_inherits_table2():
-    s = load_spec(EXPERIMENTS / "table2-offline.toml")
-    assert [Path(p).name for p in s.sources] == ["table2.toml", "table2-offline.toml"]
-    assert {c.config.backbone for c in s.cells} == {"minilm"} and len(s.cells) == 2 * 4 * 3  # no unused Bit source
+def test_example_offline_table2_inherits_the_offline_base():
+    s = load_spec(EXPERIMENTS / "offline" / "table2.toml")
+    assert [Path(p).relative_to(EXPERIMENTS).as_posix() for p in s.sources] == ["offline/base.toml", "offline/table2.toml"]
+    assert {c.config.backbone for c in s.cells} == {"minilm"} and len(s.cells) == 2 * 5 * 3  # fpt, random x 5 offline tasks
 
 
 # ---- [model] keys and [sources] (Bit-pretrained transfer) -------------------------------------------------
