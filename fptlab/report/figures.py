@@ -98,9 +98,14 @@ def bars(frame: pd.DataFrame, *, title: str, ylabel: str = "test accuracy (%)") 
     ax.set_xlim(-0.5, len(columns) - 0.5)
     ax.set(ylabel=ylabel, title=title)
     ax.yaxis.grid(True, color="0.9", zorder=0)
-    handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda k: labels[k] == "paper")  # our rows first, paper last
-    ax.legend([handles[k] for k in order], [labels[k] for k in order], loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    # Legend from the rows themselves, so a row with no bar yet still shows its colour; paper last.
+    handles = [Patch(facecolor=_color(j), label=str(row)) for j, row in enumerate(rows)]
+    if has_paper.any():
+        handles.append(Line2D([], [], color="black", linewidth=2.2, label="paper"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 

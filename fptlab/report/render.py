@@ -29,8 +29,15 @@ def diff_text(cell: CellResult) -> str:
     d = cell.difference()
     if math.isnan(d):
         return ""
-    unit = " pts" if cell.unit == "%" else ""
-    return f"{d:+.1f}{unit}" if cell.unit in ("%", "x") else f"{d:+.3g}"
+    if cell.unit == "%":
+        return f"{d:+.1f} pts"
+    if cell.unit == "x":
+        return f"{d:+.1f}x"
+    if cell.unit in ("params", "steps"):
+        from fptlab.report.values import format_count
+
+        return ("+" if d >= 0 else "-") + format_count(abs(d))
+    return f"{d:+.3g}"
 
 
 def comparison_lines(result: TableResult) -> list[str]:
@@ -101,8 +108,7 @@ def to_rich(result: TableResult) -> Any:
     from rich.table import Table as RichTable
 
     t = result.table
-    table = RichTable(title=result.title, caption=f"Section {t.section}. Each cell: ours (mean ± std, n) / paper / difference.",
-                      show_lines=True, title_style="bold")
+    table = RichTable(show_lines=True)
     table.add_column("")
     for column in t.columns:
         table.add_column(column.label, overflow="fold")
@@ -117,6 +123,8 @@ def to_rich(result: TableResult) -> Any:
 
 
 def print_terminal(result: TableResult, console: Any) -> None:
+    console.print(f"[bold]{result.title}[/bold]", highlight=False)
+    console.print(f"Section {result.table.section}. Each cell: ours (mean ± std, n) / paper / difference.", markup=False, highlight=False)
     console.print(to_rich(result))
     for line in footer_lines(result):
         console.print(line, markup=False, highlight=False)

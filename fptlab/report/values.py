@@ -34,10 +34,15 @@ def _result(key: str, scale: float = 1.0) -> Callable[[Mapping[str, float]], flo
 
 
 def _seconds_per_step(results: Mapping[str, float]) -> float:
+    """Training seconds per step of the last attempt: its wall clock covers only the steps since a
+    resume, and excludes the one-off feature pass of cache_features runs."""
     steps, wall = results.get("steps"), results.get("wall_seconds")
-    if not steps or wall is None:
+    if steps is None or wall is None:
         return math.nan
-    return (float(wall) - float(results.get("feature_seconds", 0.0))) / float(steps)
+    ran = float(steps) - float(results.get("resumed_from", 0.0))
+    if ran <= 0:
+        return math.nan
+    return (float(wall) - float(results.get("feature_seconds", 0.0))) / ran
 
 
 for _kind in (

@@ -17,6 +17,7 @@ PAPER = Path(__file__).resolve().parents[3] / "shared" / "paper" / "fpt-paper.md
 
 def clean(text: str) -> str:
     text = re.sub(r"</?(b|sup)>", "", text).replace("$", "").replace("\\times", "×")
+    text = re.sub(r"_\{(\w+)\}", r"_\1", text)  # $n_{layers}$ -> n_layers
     return re.sub(r"\s+", " ", text).strip()
 
 
