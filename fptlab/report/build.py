@@ -55,8 +55,9 @@ class CellResult:
             return "done"
         return "partial" if self.finished else "empty"
 
-    def ours(self) -> str:
-        """"38.2 ± 0.4 (n=3)", "> 2 × 10^4", "91.0%† (n=1)", or what keeps it from having a value."""
+    def ours(self, show_n: bool = True) -> str:
+        """"38.2 ± 0.4 (n=3)", "> 2 × 10^4", "91.0%† (n=1)", or what keeps it from having a value.
+        Without `show_n`, the "(n=...)" is left out when every seed finished (a caption says n)."""
         if self.text is not None:
             return self.text
         if self.literature:
@@ -70,6 +71,8 @@ class CellResult:
         spread = "" if self.censored or math.isnan(self.stat.std) else f" ± {format_spread(self.stat.std, self.unit)}"
         of = f"{self.stat.n}/{len(self.hashes)}" if self.stat.n != len(self.hashes) else f"{self.stat.n}"
         pending = self._pending()
+        if not show_n and not pending and self.stat.n == len(self.hashes):
+            return f"{head}{spread}"
         return f"{head}{spread} (n={of}{'; ' + pending if pending else ''})"
 
     def _pending(self) -> str:
@@ -97,7 +100,7 @@ class Provenance:
     spec_hash: str
     offline: bool
     hashes: list[str]
-    versions: Counter  # "fptlab 0.2.0 · torch 2.13.0 · transformers 4.x" -> trials
+    versions: Counter  # "fptlab 0.3.0 · torch 2.13.0 · transformers 5.x" -> trials
     hosts: Counter
     devices: Counter
     sources: dict[str, list[str]]  # task -> data sources used
@@ -119,6 +122,12 @@ class TableResult:
 
     def cell(self, row: str, column: str) -> CellResult:
         return self.cells[(row, column)]
+
+    def uniform_n(self) -> int | None:
+        """The number of seeds of every cell with a value, if they all finished the same number; else None."""
+        ns = {len(c.hashes) for c in self.cells.values() if c.stat is not None and c.text is None}
+        full = all(c.stat.n == len(c.hashes) and not c._pending() for c in self.cells.values() if c.stat is not None and c.text is None)
+        return ns.pop() if len(ns) == 1 and full else None
 
     @property
     def title(self) -> str:
@@ -167,24 +176,21 @@ def _cell(table: Table, row: Any, column: Any, cells: SpecCells | None, snap: Sn
 
 
 def _steps_to_converge(table: Table, grid: dict[tuple[str, str], CellResult], snap: Snapshot) -> dict[str, float]:
-    """Table 6's value: every row of a column is measured against that column's common level."""
+    """Table 6's value: every row of a column is measured against that column's common level
+    (`fptlab.report.convergence`); a row's value is its seed-mean curve's, n its seeds with a curve."""
     levels = {}
     for column in table.columns:
         group = [c for (r, col), c in grid.items() if col == column.label and c.unit == "steps" and c.hashes]
         if not group:
             continue
-        finished = [h for c in group for h in c.hashes if snap.states.get(h, {}).get("status") in FINISHED]
-        curves = snap.curves(finished)
-        level, reached = convergence.converge(curves)
+        seeds = {c.row: list(snap.curves([h for h in c.hashes if c.hash_status.get(h) in FINISHED]).values()) for c in group}
+        level, reached = convergence.converge(seeds)
         levels[column.label] = level
         for c in group:
-            runs = [reached[h] for h in c.hashes if h in reached]
-            c.values = [r.steps for r in runs]
-            c.censored = any(r.censored for r in runs)
-            c.stat = summarize(c.values)
-            if c.censored and c.stat is not None:  # show the longest censored run, not a mean below it
-                worst = max(r.steps for r in runs if r.censored)
-                c.stat = Stat(worst, math.nan, c.stat.n, math.nan, math.nan)
+            if c.row in reached:
+                hit = reached[c.row]
+                c.values, c.censored = [hit.steps], hit.censored
+                c.stat = Stat(hit.steps, math.nan, len(seeds[c.row]), math.nan, math.nan)
     return levels
 
 
@@ -193,8 +199,8 @@ def _compare(table: Table, grid: dict[tuple[str, str], CellResult]) -> list[Comp
     for a, b in table.compare:
         for column in table.columns:
             ca, cb = grid[(a, column.label)], grid[(b, column.label)]
-            if ca.censored or cb.censored:
-                continue  # a t-test on censored steps would be meaningless
+            if ca.unit != "%" or cb.unit != "%":
+                continue  # accuracies over seeds; steps to converge are one value per row (see convergence)
             diff = welch(ca.values, cb.values)
             if diff is not None:
                 out.append(Comparison(column.label, a, b, diff))

@@ -11,7 +11,7 @@ from typing import Any
 
 from fptlab.report.build import TableResult
 from fptlab.report.engine import Rendered
-from fptlab.report.render import comparison_lines, diff_text, paper_text, setting, status_lines
+from fptlab.report.render import caption, comparison_lines, diff_text, paper_text, setting, status_lines
 
 STYLE = """
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d232a;max-width:1200px;margin:0 auto;padding:24px 32px 64px;background:#fff}
@@ -69,6 +69,7 @@ def section(item: Rendered) -> str:
 def result_table(result: TableResult) -> str:
     t = result.table
     head = "<tr><th></th>" + "".join(f"<th>{_e(c.label)}</th>" for c in t.columns) + "</tr>"
+    show_n = result.uniform_n() is None
     rows = []
     for row in t.rows:
         cells = []
@@ -79,10 +80,9 @@ def result_table(result: TableResult) -> str:
             state = c.state.replace(" ", "")
             paper = f'<div class="paper">paper {_e(paper_text(c))}</div>' if c.paper or c.literature else ""
             diff = f'<div class="diff {sign}">Δ {_e(d)}</div>' if d else ""
-            cells.append(f'<td class="state-{state}"><div class="ours">{_e(c.ours())}</div>{paper}{diff}</td>')
+            cells.append(f'<td class="state-{state}"><div class="ours">{_e(c.ours(show_n))}</div>{paper}{diff}</td>')
         rows.append(f'<tr><td class="rowlabel">{_e(row.label)}</td>{"".join(cells)}</tr>')
-    caption = f"Section {t.section}. Each cell: ours, mean ± std over seeds (n), the paper's number, and ours minus the paper's."
-    return f'<p class="caption">{_e(caption)}</p><table class="res">{head}{"".join(rows)}</table>'
+    return f'<p class="caption">{_e(caption(result))}</p><table class="res">{head}{"".join(rows)}</table>'
 
 
 def _result_notes(result: TableResult) -> list[str]:

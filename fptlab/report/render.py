@@ -47,9 +47,14 @@ def comparison_lines(result: TableResult) -> list[str]:
         unit = "pts" if result.cells[(comp.a, comp.column)].unit == "%" else ""
         ci = "" if math.isnan(d.low) else f" [95% CI {d.low:+.1f}, {d.high:+.1f}]"
         out.append(
-            f"{comp.a} − {comp.b}, {comp.column}: {d.diff:+.1f} {unit}{ci}, Welch p = {format_p(d.p)} (n = {d.n_a}, {d.n_b})".replace("  ", " ")
+            f"{comp.a} − {comp.b}, {comp.column}: {d.diff:+.1f} {unit}{ci}, Welch p {_p(d.p)} (n = {d.n_a}, {d.n_b})".replace("  ", " ")
         )
     return out
+
+
+def _p(p: float) -> str:
+    text = format_p(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def status_lines(result: TableResult) -> list[str]:
@@ -107,24 +112,38 @@ def footer_lines(result: TableResult) -> list[str]:
 def to_rich(result: TableResult) -> Any:
     from rich.table import Table as RichTable
 
+    from rich.markup import escape
+
     t = result.table
     table = RichTable(show_lines=True)
-    table.add_column("")
+    table.add_column("", overflow="fold", min_width=8)
     for column in t.columns:
         table.add_column(column.label, overflow="fold")
+    has_paper = bool(t.paper) or bool(t.literature)
+    show_n = result.uniform_n() is None
     for row in t.rows:
         cells = []
         for column in t.columns:
             c = result.cells[(row.label, column.label)]
             d = diff_text(c)
-            cells.append(f"{c.ours()}\n[dim]paper {paper_text(c)}[/dim]" + (f"\n[dim]Δ {d}[/dim]" if d else ""))
-        table.add_row(row.label, *cells)
+            text = escape(c.ours(show_n))
+            if has_paper:
+                text += f"\n[dim]paper {escape(paper_text(c))}[/dim]" + (f"\n[dim]Δ {d}[/dim]" if d else "")
+            cells.append(text)
+        table.add_row(escape(row.label), *cells)
     return table
+
+
+def caption(result: TableResult) -> str:
+    n = result.uniform_n()
+    seeds = f"mean ± std over {n} seeds" if n else "mean ± std over seeds (n)"
+    paper = " / the paper's number / ours minus the paper's" if result.table.paper or result.table.literature else ""
+    return f"Section {result.table.section}. Each cell: ours, {seeds}{paper}."
 
 
 def print_terminal(result: TableResult, console: Any) -> None:
     console.print(f"[bold]{result.title}[/bold]", highlight=False)
-    console.print(f"Section {result.table.section}. Each cell: ours (mean ± std, n) / paper / difference.", markup=False, highlight=False)
+    console.print(caption(result), markup=False, highlight=False)
     console.print(to_rich(result))
     for line in footer_lines(result):
         console.print(line, markup=False, highlight=False)

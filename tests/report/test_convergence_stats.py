@@ -20,7 +20,7 @@ def curve(points: list[tuple[int, float]]) -> pd.DataFrame:
 def test_a_flat_curve_never_converges_while_a_learning_one_does() -> None:
     learns = curve([(s, min(1.0, 0.5 + s / 1000)) for s in range(0, 1001, 50)])
     flat = curve([(s, 0.5) for s in range(0, 1001, 50)])
-    level, reached = convergence.converge({"fpt": learns, "random": flat})
+    level, reached = convergence.converge({"fpt": [learns], "random": [flat]})
     assert level == pytest.approx(0.99)
     assert reached["random"] == convergence.Reached(1000.0, True)  # "> 1000", not 25 steps
     assert not reached["fpt"].censored and 500 < reached["fpt"].steps <= 650
@@ -28,8 +28,26 @@ def test_a_flat_curve_never_converges_while_a_learning_one_does() -> None:
 
 def test_smoothing_ignores_a_single_lucky_evaluation() -> None:
     spiky = curve([(0, 0.5), (10, 1.0), (20, 0.5), (30, 0.5), (40, 1.0), (50, 1.0), (60, 1.0)])
-    level, reached = convergence.converge({"a": spiky})
+    level, reached = convergence.converge({"a": [spiky]})
     assert reached["a"].steps == 60  # the first step where the last three evaluations average >= 0.99
+
+
+def test_the_level_is_set_by_row_means_not_by_one_lucky_seed() -> None:
+    steps = range(0, 501, 50)
+    lucky = curve([(s, min(1.0, s / 250)) for s in steps])  # reaches 1.0
+    usual = curve([(s, min(0.9, s / 250)) for s in steps])  # tops out at 0.9
+    level, reached = convergence.converge({"fpt": [lucky, usual, usual], "random": [usual]})
+    assert level == pytest.approx(0.99 * (1.0 + 0.9 + 0.9) / 3)  # the best ROW mean, not the lucky seed's 1.0
+    assert not reached["fpt"].censored
+    assert reached["random"].censored  # 0.9 < 0.924: random's row never gets there
+
+
+def test_a_seed_stopped_at_its_target_keeps_its_accuracy() -> None:
+    full = curve([(s, 1.0 if s >= 200 else 0.5) for s in range(0, 301, 50)])
+    stopped = curve([(0, 0.5), (50, 0.5), (100, 1.0)])  # target_accuracy reached: the run ended at 100
+    row = convergence.row_curve([full, stopped])
+    assert list(row.index) == [0, 50, 100, 150, 200, 250, 300]
+    assert row[100] == 0.75 and row[150] == 0.75 and row[300] == 1.0
 
 
 def test_paper_values_parse_as_printed() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import fptlab
 from fptlab.store import Store, StoreError
 from tests.store.conftest import db_url  # noqa: F401  (fixture: fresh SQLite file / PostgreSQL schema)
 
@@ -270,6 +271,6 @@ def test_bit_transfer_waits_for_its_source_and_orphans_fail_clearly(db_url, tmp_
         (body,) = store.artifacts(source["config_hash"], kind="body")
         assert Path(body["location"]) == (tmp_path / "runs" / "trials" / source["config_hash"] / "body").resolve()
         assert "Cannot start: its weights come from trial 0123456789abcdef, which is not in the database" in orphan["error"]
-        assert source["torch_version"] and source["transformers_version"] and source["fptlab_version"] == "0.2.0"
+        assert source["torch_version"] and source["transformers_version"] and source["fptlab_version"] == fptlab.__version__
     finally:
         store.close()
