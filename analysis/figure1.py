@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from fptlab.report import Figure
-from fptlab.report.figures import bars
 
 TITLE = "Test accuracy: FPT vs fully trained transformer vs LSTM"
 
 
 def draw(ctx: Any) -> list[tuple[str, Any]]:
     from fptlab.errors import FptlabError
+    from fptlab.report.figures import bars  # matplotlib loads only when a figure is drawn
 
     try:
         result = ctx.table("table1")

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from fptlab.report import Figure
-from fptlab.report.figures import attention_grid, attention_map
 
 WHERE = {"variant": "fpt", "task": "bit_xor"}
 MAX_PANELS = 8
@@ -155,6 +154,8 @@ def _read(location: str, seed: Any, config_hash: str) -> tuple[Run | None, str]:
 def draw_attention(ctx: Any, maps: AttentionRuns, label: str, subject: str) -> list[tuple[str, Any]]:
     """The first seed's examples side by side, and the mean over seeds, with the segments marked.
     `label` names the body in titles ("FPT"), `subject` in captions ("the random frozen transformer")."""
+    from fptlab.report.figures import attention_grid, attention_map  # matplotlib loads only when drawing
+
     task = TASK_NAMES.get(maps.task, maps.task or "?")
     masked = (f"The body ({maps.backbone}) is causal: the grey upper triangle (keys after the query) cannot be attended."
               if maps.causal else f"The body ({maps.backbone}) attends both ways: no masked triangle.")

@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from fptlab.report import Figure
-from fptlab.report.figures import param_std_by_layer
 
 SERIES = (("pretrained", {"variant": "fpt", "task": "bit_xor"}), ("random", {"variant": "random", "task": "bit_xor"}))
 REFERENCE = {"weight": 0.02, "bias": 0.0}  # GPT2Config.initializer_range; biases start at 0
 
 
 def draw(ctx: Any) -> list[tuple[str, Any]]:
+    from fptlab.report.figures import param_std_by_layer  # matplotlib loads only when drawing
+
     rows, counts, backbones = [], {}, set()
     for label, where in SERIES:
         stats = _stats(ctx, where)

@@ -18,7 +18,8 @@ from fptlab.errors import FptlabError
 app = typer.Typer(
     help="fptlab: Frozen Pretrained Transformer experiments (Lu et al., 'Pretrained Transformers As Universal "
     "Computation Engines'): run single configurations or whole TOML grids as Ray Tune sweeps into a results "
-    "database (SQLite or PostgreSQL); list tasks, backbones, parameter groups and init schemes.",
+    "database (SQLite or PostgreSQL); regenerate the paper's tables and figures from that database (report); list tasks, backbones, "
+    "parameter groups and init schemes.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -120,6 +120,11 @@ def _print_summary(store: Any, spec: Any, cells: list) -> None:
     axes = [k for k in next((c.labels for c in cells if SOURCE not in c.labels), {}) if k != "seed" and k in trials.columns]
     by = tuple(dict.fromkeys(["task", "init", *axes]))
     typer.echo(render_summary(summary_frame(trials, by=by)))
+    from fptlab.report.engine import figures_for_spec
+
+    for number in figures_for_spec(spec):
+        offline = " --offline" if spec.name.endswith("-offline") else ""
+        typer.echo(f"Figure {number} reads these runs: fptlab report --figure {number}{offline} --out figure{number}.html")
 
 
 def _print_plan(spec: Any, prepared: Any, db: str | None) -> None:

@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads when curves are read, not when a table without them renders
+    import pandas as pd
 
 SMOOTH = 3  # evaluations in the trailing window
 FRACTION = 0.99
@@ -39,9 +40,11 @@ class Reached:
     censored: bool  # never reached the level: `steps` is the last evaluated step
 
 
-def row_curve(curves: Sequence[pd.DataFrame]) -> pd.Series:
+def row_curve(curves: Sequence[pd.DataFrame]) -> Any:
     """Mean over seeds at each evaluation step (each curve: columns step, value), indexed by step. A
     seed that stopped early (target_accuracy reached) keeps its last accuracy for the later steps."""
+    import pandas as pd
+
     parts = [c.dropna(subset=["value"]).groupby("step")["value"].mean() for c in curves]
     parts = [p for p in parts if not p.empty]
     if not parts:
@@ -49,7 +52,7 @@ def row_curve(curves: Sequence[pd.DataFrame]) -> pd.Series:
     return pd.concat(parts, axis=1).sort_index().ffill().mean(axis=1, skipna=True)
 
 
-def smoothed(series: pd.Series) -> pd.Series:
+def smoothed(series: Any) -> Any:
     return series.sort_index().rolling(SMOOTH, min_periods=1).mean()
 
 
@@ -60,6 +63,8 @@ def converge(rows: Mapping[str, Sequence[pd.DataFrame]]) -> tuple[float, dict[st
     if not curves:
         return math.nan, {}
     level = FRACTION * max(float(s.max()) for s in curves.values())
+    import numpy as np
+
     out = {}
     for row, s in curves.items():
         hit = np.flatnonzero(s.to_numpy() >= level)

@@ -176,3 +176,9 @@ def report_for_spec(spec: Any, store: Any, console: Any = None) -> bool:
         if rendered.result is not None:
             print_terminal(rendered.result, console)
     return True
+
+
+def figures_for_spec(spec: Any) -> list[str]:
+    """The numbers of the paper figures drawn from this spec's runs."""
+    name = spec.name.removesuffix("-offline")
+    return [item.number for item in catalog.artifacts().values() if isinstance(item, Figure) and item.spec_name == name]

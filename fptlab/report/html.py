@@ -26,7 +26,8 @@ table.res th{background:#f3f5f8;font-weight:600}table.res td.rowlabel{text-align
 .pos{color:#1b7a3a}.neg{color:#b3261e}.state-empty .ours,.state-partial .ours{color:#9a5b00}.state-literature .ours,.state-notingrid .ours{color:#8a939c;font-weight:400}
 ul.notes{margin:6px 0;padding-left:20px;font-size:13.5px}code,pre{font:13px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f3f5f8;border-radius:4px}
 pre{padding:8px 10px;overflow-x:auto}code{padding:1px 4px}
-figure{margin:14px 0;display:inline-block;max-width:100%;vertical-align:top}figure img{max-width:100%;border:1px solid #eef1f4}
+figure{margin:14px 1% 14px 0;display:inline-block;width:48%;vertical-align:top}figure img{width:100%;border:1px solid #eef1f4}
+figure.wide{width:98%}@media (max-width:900px){figure{width:100%}}
 figcaption{font-size:13px;color:#5a6673;max-width:760px}details{margin:8px 0;font-size:13px}summary{cursor:pointer;color:#1f5fa8}
 .hashes{font:12px ui-monospace,monospace;word-break:break-all;color:#5a6673}
 """
@@ -125,7 +126,9 @@ def _provenance(result: TableResult) -> str:
 def _figure(caption: str, fig: Any) -> str:
     from fptlab.report.figures import data_uri
 
-    return f'<figure><img alt="{_e(caption)}" src="{data_uri(fig)}"><figcaption>{_e(caption)}</figcaption></figure>'
+    width, height = fig.get_size_inches()
+    wide = ' class="wide"' if width > 2.2 * height else ""  # panel strips (attention grids) get the full width
+    return f'<figure{wide}><img alt="{_e(caption)}" src="{data_uri(fig)}"><figcaption>{_e(caption)}</figcaption></figure>'
 
 
 def _e(text: Any) -> str:

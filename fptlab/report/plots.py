@@ -25,10 +25,13 @@ def scatter_points(result: TableResult) -> pd.DataFrame:
 
 def curve_frame(result: TableResult, column: str, snap: Snapshot, key: str = "test_accuracy") -> pd.DataFrame:
     """Long frame (row, seed, step, value in %) of one column's finished trials."""
-    parts = []
+    parts, seen = [], set()
     for row in result.table.rows:
         cell = result.cells[(row.label, column)]
         finished = [h for h in cell.hashes if cell.hash_status.get(h) in FINISHED]
+        if not finished or frozenset(finished) in seen:
+            continue  # a row drawn already (e.g. the quickstart's accuracy and steps rows read the same runs)
+        seen.add(frozenset(finished))
         for i, (_h, curve) in enumerate(sorted(snap.curves(finished, key).items())):
             part = curve.assign(row=row.label, seed=i, value=curve["value"] * 100.0)
             parts.append(part)
