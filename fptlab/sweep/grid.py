@@ -66,7 +66,8 @@ Semantics
 - Sources: each [sources.NAME] is one run (not crossed with the axes; no seeds axis) that saves its
   body, kept only if some cell uses it. A cell whose `weights` is "source:NAME" gets weights = "trial:<that run's config hash>", so
   its hash names exactly the body it starts from. Sources come first among the cells, labelled
-  {"source": NAME}; a sweep runs a cell that needs a source only once the source has saved its body,
+  {"source": NAME} (unless a grid cell is the very same run: it then takes the source's place, with
+  its own labels, and is kept); a sweep runs a cell that needs a source only once the source has saved its body,
   and fails it clearly when the source cannot (see fptlab.sweep.tune_glue).
 - Inheritance: the base file (itself possibly inheriting) is loaded first; this file's tables are
   merged over it (tables merge key by key, deeply; any other value, lists and [[arrays]] included,
@@ -225,12 +226,16 @@ def _expand(plan: Plan, origin: str) -> tuple[list[Cell], int, int]:
     cells = _source_cells(plan, origin)
     refs = {cell.labels[SOURCE]: cell.hash for cell in cells}
     seen: set[str] = {cell.hash for cell in cells}
+    sources = {cell.hash: i for i, cell in enumerate(cells)}  # a grid cell may BE a source's run
     excluded = duplicates = 0
     for choice in itertools.product(*(range(n) for n in lengths)):
         flat, labels = _assign(plan, choice)
         config = _apply_when(plan, flat, labels, origin, refs)
         if any(_matches(config, labels, rule) for rule in plan.exclude):
             excluded += 1
+            continue
+        if config.hash in sources:  # the grid names the source's very run: one trial, the grid's labels
+            cells[sources.pop(config.hash)] = Cell(config, {k: _label(config, labels, k) for k in labels})
             continue
         if config.hash in seen:
             duplicates += 1

@@ -344,3 +344,15 @@ def test_sources_come_first_and_cells_name_their_hash():
     assert {c.hash for c in other.cells if c.labels.get("variant") == "bit"}.isdisjoint(c.hash for c in bits)
     assert {c.hash for c in other.cells if c.labels.get("variant") == "random"} == {
         c.hash for c in s.cells if c.labels.get("variant") == "random"}
+
+
+def test_a_grid_cell_that_is_the_sources_run_is_kept_once_with_its_labels():
+    # Table 1's "Full" on Bit Memory at seed 0 is exactly Table 2's Bit source: one trial, not a lost cell.
+    text = BIT.replace('random = { init = "random" }', 'full = { init = "random", train = ["all"], save_body = true }').replace(
+        'task = ["bit_xor", "listops"]', 'task = ["bit_memory"]')
+    s = spec_from_dict(spec(text))
+    full = [c for c in s.cells if c.labels.get("variant") == "full"]
+    source_hash = next(c.config.weights for c in s.cells if c.labels.get("variant") == "bit").removeprefix("trial:")
+    assert [c.hash for c in full] == [source_hash]  # the grid cell is the source's run, under the grid's labels
+    assert s.cells[0].hash == source_hash and len(s.cells) == 2  # first: it runs before the cell that starts from it
+    assert not any("source" in c.labels for c in s.cells) and s.duplicates == 0
