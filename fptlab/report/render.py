@@ -110,9 +110,8 @@ def footer_lines(result: TableResult) -> list[str]:
 
 # ---- terminal -----------------------------------------------------------------------------------
 def to_rich(result: TableResult) -> Any:
-    from rich.table import Table as RichTable
-
     from rich.markup import escape
+    from rich.table import Table as RichTable
 
     t = result.table
     table = RichTable(show_lines=True)
