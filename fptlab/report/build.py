@@ -37,6 +37,7 @@ class CellResult:
     literature: str | None = None  # quoted by the paper from this work: nothing to run
     text: str | None = None  # display set by a table's post hook (derived cells such as speedups)
     hash_status: dict[str, str] = field(default_factory=dict)
+    offline: bool = False  # an offline counterpart's cell: not comparable to the paper's number
 
     @property
     def finished(self) -> int:
@@ -80,8 +81,9 @@ class CellResult:
         return ", ".join(parts)
 
     def difference(self) -> float:
-        """Ours minus the paper's (NaN unless both exist)."""
-        if self.stat is None or self.paper is None or self.censored:
+        """Ours minus the paper's (NaN unless both exist, and for offline counterparts, whose setting
+        is not the paper's)."""
+        if self.stat is None or self.paper is None or self.censored or self.offline:
             return math.nan
         return self.stat.mean - self.paper.value
 
@@ -144,7 +146,10 @@ def build_table(table: Table, cells: SpecCells | None, snap: Snapshot, *, db_url
     result = TableResult(table, grid, comparisons, _provenance(table, cells, grid, snap), Counter(), [], levels, spec=cells, snap=snap)
     _fill(result, cells, db_url)
     if cells is not None and cells.offline:
-        result.notes.append("OFFLINE COUNTERPART: MiniLM and offline data on a laptop budget, not the paper's setting.")
+        for cell in grid.values():
+            cell.offline = True
+        result.notes.append("OFFLINE COUNTERPART: MiniLM and offline data on a laptop budget, not the paper's setting: "
+                            "the paper's numbers are shown for orientation, without differences.")
     if cells is not None and cells.unresolved:
         result.notes.append(f"{len(cells.unresolved)} cell(s) could not resolve their data source here; shown by their spec config.")
     if table.post is not None:

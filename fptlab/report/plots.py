@@ -16,7 +16,7 @@ from fptlab.report.source import Snapshot
 def scatter_points(result: TableResult) -> pd.DataFrame:
     rows = []
     for (r, c), cell in result.cells.items():
-        if cell.unit != "%" or cell.paper is None or cell.stat is None:
+        if cell.unit != "%" or cell.paper is None or cell.stat is None or cell.offline:
             continue
         rows.append({"label": f"{r} · {c}", "row": r, "paper": cell.paper.value, "ours": cell.stat.mean,
                      "low": cell.stat.low, "high": cell.stat.high})

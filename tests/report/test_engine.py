@@ -169,3 +169,20 @@ def assert_balanced_html(text: str) -> None:
     checker.close()
     assert not checker.errors, checker.errors[:5]
     assert checker.stack == [], checker.stack
+
+
+def test_offline_counterparts_show_no_differences_to_the_paper(tmp_path: Path, data_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    store = Store(url)
+    store.ensure_schema()
+    cells = spec_cells(EXPERIMENTS / "offline" / "table2.toml", data_dir)
+    register(store, "table2-offline", [cfg for _, cfg in cells])
+    fpt_xor = [cfg.hash for labels, cfg in cells if labels.get("variant") == "fpt" and labels.get("task") == "bit_xor"]
+    for h in fpt_xor:
+        record(store, h, accuracy=1.0, curve=[(100, 1.0)])
+    [out] = make_report(["table2"], store, ReportOptions(db_url=url, experiments=EXPERIMENTS, offline=True))
+    cell = out.result.cell("FPT", "XOR")
+    assert cell.stat.mean == 100.0 and cell.paper.value == 100.0
+    assert math.isnan(cell.difference()) and render.diff_text(cell) == ""
+    assert out.result.provenance.offline and out.result.fill[0].startswith("FPTLAB_OFFLINE=1 fptlab sweep")
+    assert not any("against the paper" in caption for caption, _ in out.figures)  # no ours-vs-paper scatter offline
