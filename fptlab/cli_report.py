@@ -62,9 +62,7 @@ def _format(rendered: list, fmt: str, offline: bool, store: object) -> str:
 
     results = [r.result for r in rendered if r.result is not None]
     if fmt == "terminal":
-        from rich.console import Console
-
-        console = Console()
+        console = render.console_for()
         for r in rendered:
             if r.result is not None:
                 render.print_terminal(r.result, console)

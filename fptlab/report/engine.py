@@ -164,14 +164,12 @@ def report_for_spec(spec: Any, store: Any, console: Any = None) -> bool:
     keys = [k for k, item in catalog.artifacts().items() if isinstance(item, Table) and item.spec_name == name]
     if not keys:
         return False
-    folder = Path(spec.origin).resolve().parent
+    folder = Path(spec.origin).parent
     if offline and folder.name == "offline":
         folder = folder.parent
-    from rich.console import Console
+    from fptlab.report.render import console_for, print_terminal
 
-    from fptlab.report.render import print_terminal
-
-    console = console or Console()
+    console = console or console_for()
     for rendered in make_report(keys, store, ReportOptions(offline=offline, experiments=folder, plots=False)):
         if rendered.result is not None:
             print_terminal(rendered.result, console)

@@ -140,6 +140,17 @@ def caption(result: TableResult) -> str:
     return f"Section {result.table.section}. Each cell: ours, {seeds}{paper}."
 
 
+def console_for(file: Any = None) -> Any:
+    """A rich console: the terminal's width, or 110 columns when writing to a file or pipe (a log
+    read later), where rich would otherwise assume 80 and wrap every cell."""
+    import sys
+
+    from rich.console import Console
+
+    stream = file or sys.stdout
+    return Console(file=file) if stream.isatty() else Console(file=file, width=110)
+
+
 def print_terminal(result: TableResult, console: Any) -> None:
     console.print(f"[bold]{result.title}[/bold]", highlight=False)
     console.print(caption(result), markup=False, highlight=False)
