@@ -61,18 +61,18 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Difference | None:
     if se == 0.0:  # identical constant samples (e.g. 100% on every seed): no evidence either way, or certainty
         return Difference(diff, diff, diff, 1.0 if diff == 0 else 0.0, sa.n, sb.n)
     df = (va + vb) ** 2 / (va**2 / (sa.n - 1) + vb**2 / (sb.n - 1))
-    from scipy import stats
+    from scipy.special import stdtr  # Student's t CDF; scipy.stats would add ~0.4 s to every report
 
     t = diff / se
-    p = float(2 * stats.t.sf(abs(t), df))
+    p = float(2 * stdtr(df, -abs(t)))
     half = _t_quantile(df) * se
     return Difference(diff, diff - half, diff + half, p, sa.n, sb.n)
 
 
 def _t_quantile(df: float) -> float:
-    from scipy import stats
+    from scipy.special import stdtrit  # inverse of Student's t CDF
 
-    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+    return float(stdtrit(df, 0.5 + CONFIDENCE / 2))
 
 
 def format_p(p: float) -> str:

@@ -77,3 +77,15 @@ def test_seed_statistics() -> None:
 def test_counts_and_steps_print_as_the_paper_does() -> None:
     assert format_count(117e6) == "117M" and format_count(106_000) == "106K"
     assert format_steps(40000) == "4 × 10^4" and format_steps(500) == "500" and format_steps(25000) == "2.5 × 10^4"
+
+
+def test_welch_matches_scipys_reference_implementation() -> None:
+    from scipy import stats as reference
+
+    a, b = [0.61, 0.58, 0.66, 0.63], [0.52, 0.57, 0.49]
+    d = welch(a, b)
+    ref = reference.ttest_ind(a, b, equal_var=False)
+    assert d.p == pytest.approx(ref.pvalue, rel=1e-9)
+    s = summarize(a)
+    low, high = reference.t.interval(0.95, len(a) - 1, loc=s.mean, scale=reference.sem(a))
+    assert (s.low, s.high) == (pytest.approx(low), pytest.approx(high))
