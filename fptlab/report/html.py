@@ -11,7 +11,7 @@ from typing import Any
 
 from fptlab.report.build import TableResult
 from fptlab.report.engine import Rendered
-from fptlab.report.render import caption, comparison_lines, diff_text, paper_text, setting, status_lines
+from fptlab.report.render import caption, comparison_grid, diff_text, paper_text, setting, status_lines
 
 STYLE = """
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d232a;max-width:1200px;margin:0 auto;padding:24px 32px 64px;background:#fff}
@@ -21,7 +21,7 @@ a{color:#1f5fa8;text-decoration:none}a:hover{text-decoration:underline}
 .banner{background:#fff4d6;border:1px solid #e8c55c;padding:8px 12px;border-radius:6px;margin:12px 0;font-weight:600}
 table.res{border-collapse:collapse;margin:12px 0;font-size:14px;width:100%}
 table.res th,table.res td{border:1px solid #dde2e8;padding:6px 8px;vertical-align:top;text-align:center}
-table.res th{background:#f3f5f8;font-weight:600}table.res td.rowlabel{text-align:left;font-weight:600;background:#fafbfc;white-space:nowrap}
+table.res th{background:#f3f5f8;font-weight:600}table.cmp td{font-size:13px;font-variant-numeric:tabular-nums;white-space:pre-line}table.res td.rowlabel{text-align:left;font-weight:600;background:#fafbfc;white-space:nowrap}
 .ours{font-weight:600;font-variant-numeric:tabular-nums}.paper{color:#5a6673;font-size:12.5px}.diff{font-size:12.5px}
 .pos{color:#1b7a3a}.neg{color:#b3261e}.state-empty .ours,.state-partial .ours{color:#9a5b00}.state-literature .ours,.state-notingrid .ours{color:#8a939c;font-weight:400}
 ul.notes{margin:6px 0;padding-left:20px;font-size:13.5px}code,pre{font:13px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f3f5f8;border-radius:4px}
@@ -56,6 +56,7 @@ def section(item: Rendered) -> str:
     if item.result is not None:
         out.append(result_table(item.result))
         out.append(_notes(_result_notes(item.result) + item.notes))
+        out.append(comparisons_table(item.result))
     elif item.notes:
         out.append(_notes(item.notes))
     out.extend(_figure(caption, fig) for caption, fig in item.figures)
@@ -86,13 +87,23 @@ def result_table(result: TableResult) -> str:
     return f'<p class="caption">{_e(caption(result))}</p><table class="res">{head}{"".join(rows)}</table>'
 
 
+def comparisons_table(result: TableResult) -> str:
+    if not result.comparisons:
+        return ""
+    columns, rows = comparison_grid(result, sep="\n")
+    head = "<tr><th></th>" + "".join(f"<th>{_e(c)}</th>" for c in columns) + "</tr>"
+    body = "".join(f'<tr><td class="rowlabel">{_e(label)}</td>' + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
+                   for label, cells in rows)
+    return (f'<p class="caption">Ours, row minus row: difference in points [95% CI], two-sided Welch\'s t-test p.</p>'
+            f'<table class="res cmp">{head}{body}</table>')
+
+
 def _result_notes(result: TableResult) -> list[str]:
     from fptlab.report.convergence import DEFINITION
 
     notes = list(result.notes) + list(result.table.notes)
     if result.levels:
         notes.append(DEFINITION)
-    notes.extend(comparison_lines(result))
     return notes
 
 

@@ -52,6 +52,26 @@ def comparison_lines(result: TableResult) -> list[str]:
     return out
 
 
+def comparison_grid(result: TableResult, sep: str = " ") -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Comparisons as a grid: the columns compared, then one row per pair ("FPT − Random") whose cells
+    read "+9.0 [+4.2, +13.8] p = 0.008", parts joined by `sep` (empty where a side has no values)."""
+    columns = [c.label for c in result.table.columns if any(comp.column == c.label for comp in result.comparisons)]
+    pairs = list(dict.fromkeys((comp.a, comp.b) for comp in result.comparisons))
+    by = {(comp.a, comp.b, comp.column): comp.result for comp in result.comparisons}
+    rows = []
+    for a, b in pairs:
+        cells = []
+        for column in columns:
+            d = by.get((a, b, column))
+            if d is None:
+                cells.append("")
+                continue
+            parts = [f"{d.diff:+.1f}", "" if math.isnan(d.low) else f"[{d.low:+.1f}, {d.high:+.1f}]", f"p {_p(d.p)}"]
+            cells.append(sep.join(p for p in parts if p))
+        rows.append((f"{a} − {b}", cells))
+    return columns, rows
+
+
 def _p(p: float) -> str:
     text = format_p(p)
     return text if text.startswith("<") else f"= {text}"
@@ -92,7 +112,7 @@ def setting(result: TableResult) -> str:
     return "paper setting" if result.table.kind in ("table", "figure") and result.table.key[-1].isdigit() else "own spec (not a paper table)"
 
 
-def footer_lines(result: TableResult) -> list[str]:
+def footer_lines(result: TableResult, comparisons: bool = True) -> list[str]:
     lines = list(result.notes)
     lines.extend(result.table.notes)
     if result.levels:
@@ -102,7 +122,8 @@ def footer_lines(result: TableResult) -> list[str]:
         levels = [f"{c} {format_value(v * 100, '%')}" for c, v in result.levels.items() if not math.isnan(v)]
         if levels:
             lines.append("convergence levels: " + ", ".join(levels))
-    lines.extend(comparison_lines(result))
+    if comparisons:
+        lines.extend(comparison_lines(result))
     lines.extend(status_lines(result))
     lines.append(provenance_line(result))
     return lines
@@ -155,9 +176,26 @@ def print_terminal(result: TableResult, console: Any) -> None:
     console.print(f"[bold]{result.title}[/bold]", highlight=False)
     console.print(caption(result), markup=False, highlight=False)
     console.print(to_rich(result))
-    for line in footer_lines(result):
+    for line in footer_lines(result, comparisons=False):
         console.print(line, markup=False, highlight=False)
+    if result.comparisons:
+        console.print(comparisons_rich(result))
     console.print()
+
+
+def comparisons_rich(result: TableResult) -> Any:
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    columns, rows = comparison_grid(result, sep="\n")
+    table = RichTable(title="Ours, row minus row: difference in points [95% CI], Welch's t-test p", title_justify="left",
+                      title_style="", show_lines=True)
+    table.add_column("", overflow="fold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for label, cells in rows:
+        table.add_row(escape(label), *(escape(c) for c in cells))
+    return table
 
 
 # ---- markdown / csv / latex ---------------------------------------------------------------------------
