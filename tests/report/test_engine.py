@@ -71,6 +71,9 @@ def test_welch_comparison_between_rows(db: tuple) -> None:
     assert 0 < comp.result.p < 0.01  # 39 ± 1 vs 30 ± 1 over three seeds each
     assert comp.result.low < 9.0 < comp.result.high
     assert any("FPT − Random, ListOps: +9.0 pts" in line for line in render.comparison_lines(result))
+    columns, rows = render.comparison_grid(result)
+    assert columns == ["XOR", "ListOps"]  # only columns where some pair has values on both sides
+    assert rows[0][0] == "FPT − Random" and rows[0][1][1].startswith("+9.0 [+")
 
 
 def test_diverged_failed_running_and_missing_cells_are_shown_as_such(db: tuple) -> None:
