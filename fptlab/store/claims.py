@@ -6,6 +6,12 @@ read: on PostgreSQL a row lock (`SELECT ... FOR UPDATE SKIP LOCKED`: a row anoth
 is skipped, not waited for); on SQLite the file's write lock (`BEGIN IMMEDIATE`, see `dialect`).
 No second claimer can see the row as claimable until the first has committed it as running.
 
+Through a database outage every operation is retried whole (`StoreBase.transaction`). All but the
+claim are idempotent as written (conditional UPDATEs, upserts, values fixed before the first try).
+A claim is not: if its commit landed but the reply was lost, a second try would find the row
+running and claim the NEXT cell too. So a retried claim first re-reads whether the trial the lost
+try took is now ours, at the attempt number it set, and returns that claim instead.
+
 Claimable: `queued`; `failed` with attempts < max_attempts; `interrupted` always (Ctrl-C or a driver
 known dead is not the trial's fault: it resumes from its checkpoint); `running` whose heartbeat
 is older than the lease (its driver died) with attempts < max_attempts. A dead driver's trial that
@@ -82,17 +88,31 @@ class ClaimOps(StoreBase):
     def _claim_first(self, hashes: list[str], owner: str, host: str, lease_seconds: float, max_attempts: int) -> Claim | None:
         if max_attempts < 1:
             raise StoreError(f"max_attempts must be >= 1, got {max_attempts}.")
+        now = self.now()  # one value for every try: it also marks what a lost try committed
         for part in chunks(hashes):
-            with self.session(write=True) as session:
-                claim = self._claim_in(session, list(part), owner, host, lease_seconds, max_attempts)
+            claim = self._claim_chunk(list(part), owner, host, now, lease_seconds, max_attempts)
             if claim is not None:
                 return claim
         return None
 
-    def _claim_in(
-        self, session: Session, hashes: list[str], owner: str, host: str, lease_seconds: float, max_attempts: int
+    def _claim_chunk(
+        self, hashes: list[str], owner: str, host: str, now: datetime, lease_seconds: float, max_attempts: int
     ) -> Claim | None:
-        now = self.now()
+        tried: list[Claim] = []  # what each try took before committing
+
+        def work(session: Session) -> Claim | None:
+            if tried and _landed(session, tried[-1], owner, now):
+                return tried[-1]  # the last try committed; only its reply was lost
+            claim = self._claim_in(session, hashes, owner, host, now, lease_seconds, max_attempts)
+            if claim is not None:
+                tried.append(claim)
+            return claim
+
+        return self.transaction(work, write=True)
+
+    def _claim_in(
+        self, session: Session, hashes: list[str], owner: str, host: str, now: datetime, lease_seconds: float, max_attempts: int
+    ) -> Claim | None:
         order = case({h: i for i, h in enumerate(hashes)}, value=Trial.config_hash)
         query = (
             select(Trial.id, Trial.config_hash, Trial.status, Trial.attempts)
@@ -125,9 +145,8 @@ class ClaimOps(StoreBase):
         """Renew the lease of those of `config_hashes` that `owner` is running; returns how many."""
         now, renewed = self.now(), 0
         for part in chunks(list(config_hashes)):
-            with self.session(write=True) as session:
-                result = session.execute(_owned(part, owner).values(heartbeat=now))
-                renewed += result.rowcount
+            stmt = _owned(part, owner).values(heartbeat=now)
+            renewed += self.transaction(lambda session, stmt=stmt: session.execute(stmt).rowcount, write=True)
         return renewed
 
     def record_start(
@@ -145,10 +164,14 @@ class ClaimOps(StoreBase):
         values = {"device": device, "data_fingerprint": data_fingerprint}
         values.update({f"{package}_version": (versions or {}).get(package) for package in VERSIONED})
         values = {k: v for k, v in values.items() if v is not None}
-        with self.session(write=True) as session:
-            applied = session.execute(_owned([config_hash], owner).values(heartbeat=self.now(), **values)).rowcount == 1
-            if applied and results:
-                _write_results(session, self._trial_id(session, config_hash), results)
+        stmt = _owned([config_hash], owner).values(heartbeat=self.now(), **values)
+        return self.transaction(lambda session: self._apply(session, stmt, config_hash, results), write=True)
+
+    def _apply(self, session: Session, stmt: Update, config_hash: str, results: dict[str, float] | None) -> bool:
+        """Run an UPDATE of one trial; when it applied, also upsert `results`. Returns whether it applied."""
+        applied = session.execute(stmt).rowcount == 1
+        if applied and results:
+            _write_results(session, self._trial_id(session, config_hash), results)
         return applied
 
     def finish(
@@ -168,25 +191,38 @@ class ClaimOps(StoreBase):
         values = {"status": status, "finished": self.now(), "error": error}
         if device is not None:
             values["device"] = device
-        with self.session(write=True) as session:
-            stmt = update(Trial).where(Trial.config_hash == config_hash, Trial.owner == owner).values(**values)
-            applied = session.execute(stmt).rowcount == 1
-            if applied and results:
-                _write_results(session, self._trial_id(session, config_hash), results)
-        return applied
+        stmt = update(Trial).where(Trial.config_hash == config_hash, Trial.owner == owner).values(**values)
+        return self.transaction(lambda session: self._apply(session, stmt, config_hash, results), write=True)
 
-    def release(self, owner: str, status: str = "interrupted") -> int:
-        """Mark every trial `owner` is running as `status` (on Ctrl-C); returns how many. They are
-        claimable again while attempts remain."""
+    def release(self, owner: str, status: str = "interrupted", *, outage_seconds: float | None = None) -> int:
+        """Mark every trial `owner` is running as `status` (on Ctrl-C, or when a sweep ends); returns
+        how many. They are claimable again while attempts remain. `outage_seconds`: wait up to that
+        long for an unreachable database whatever was waited before (default: the store's outage
+        clock, which after an outage longer than its budget tries once)."""
         if status not in FINAL_STATUSES:
             raise StoreError(f"Cannot release trials as {status!r}: expected one of {', '.join(FINAL_STATUSES)}.")
-        with self.session(write=True) as session:
-            stmt = update(Trial).where(Trial.owner == owner, Trial.status == "running")
-            return session.execute(stmt.values(status=status, finished=self.now())).rowcount
+        now = self.now()
+        # Rows a try released whose reply was lost match again (same status and time): the count holds.
+        released = or_(Trial.status == "running", and_(Trial.status == status, Trial.finished == now))
+        stmt = update(Trial).where(Trial.owner == owner, released).values(status=status, finished=now)
+        return self.transaction(lambda session: session.execute(stmt).rowcount, write=True, outage_seconds=outage_seconds)
 
 
 def _owned(config_hashes: Sequence[str], owner: str) -> Update:
     return update(Trial).where(Trial.config_hash.in_(config_hashes), Trial.owner == owner, Trial.status == "running")
+
+
+def _landed(session: Session, claim: Claim, owner: str, now: datetime) -> bool:
+    """Whether `claim`, taken by a try at time `now`, was committed: the trial is ours, running, at
+    that attempt number, started then."""
+    query = select(Trial.id).where(
+        Trial.config_hash == claim.config_hash,
+        Trial.owner == owner,
+        Trial.status == "running",
+        Trial.attempts == claim.attempt,
+        Trial.started == now,
+    )
+    return session.scalar(query) is not None
 
 
 def _give_up(session: Session, trial_id: int, now: datetime, attempts: int) -> None:

@@ -7,9 +7,10 @@
     while (h := store.next_claim(hashes, owner, host, lease_seconds=300, max_attempts=3)):
         ... train with StoreSink(store, h, owner) ...
 
-Every method opens one short transaction through `session()`; the operations live in mixins by
+Every method runs one short transaction through `transaction()` (retried whole while the server is
+unreachable, up to the outage budget: `fptlab.store.outage`); the operations live in mixins by
 theme: `claims` (claim / heartbeat / finish / release), `records` (metrics, artifacts) and `queries`
-(reads). Knows nothing of torch or Ray; pickles as its URL.
+(reads). Knows nothing of torch or Ray; pickles as its URL without the password.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from fptlab.store import dialect, schema
 from fptlab.store.base import chunks
@@ -60,9 +62,12 @@ class Store(ClaimOps, RecordOps, QueryOps):
         """Create the experiment `name`, or update its description and spec (a spec may grow) keeping
         its id. Returns the id."""
         row = {"name": name, "description": description, "spec_text": spec_text, "spec_hash": spec_hash, "created": self.now()}
-        with self.session(write=True) as session:
+
+        def work(session: Session) -> int:
             dialect.upsert(session, Experiment.__table__, [row], ["name"], ["description", "spec_text", "spec_hash"])
             return int(session.scalar(select(Experiment.id).where(Experiment.name == name)))
+
+        return self.transaction(work, write=True)
 
     def add_trials(self, experiment_id: int, configs: Sequence[Any]) -> None:
         """Insert the trials of `configs` that do not exist yet as queued (existing ones are left as they
@@ -71,7 +76,8 @@ class Store(ClaimOps, RecordOps, QueryOps):
         batched, and safe when several processes add the same configs at once."""
         # Sorted, so that concurrent inserters lock rows in the same order and cannot deadlock.
         rows = sorted((_trial_row(c, self.now()) for c in configs), key=lambda r: r["config_hash"])
-        with self.session(write=True) as session:
+
+        def work(session: Session) -> None:
             if session.get(Experiment, experiment_id) is None:
                 raise StoreError(
                     f"No experiment with id {experiment_id} in '{self.masked_url}'. Create it with upsert_experiment."
@@ -82,14 +88,19 @@ class Store(ClaimOps, RecordOps, QueryOps):
             links = [{"experiment_id": experiment_id, "trial_id": i} for i in sorted(ids.values())]
             dialect.insert_ignore(session, ExperimentTrial.__table__, links, ["experiment_id", "trial_id"])
 
+        self.transaction(work, write=True)
+
     def requeue(self, config_hashes: Sequence[str], statuses: Sequence[str] = ("failed", "interrupted")) -> int:
         """Put trials in `statuses` back in the queue with their attempts reset (`fptlab sweep --retry-failed`)."""
-        n = 0
-        with self.session(write=True) as session:
+        def work(session: Session) -> int:
+            n = 0
             for part in chunks(list(config_hashes)):
                 stmt = update(Trial).where(Trial.config_hash.in_(part), Trial.status.in_(list(statuses)))
                 n += session.execute(stmt.values(status="queued", attempts=0, owner=None, error=None)).rowcount
-        return n
+            return n
+
+        # Idempotent; only the count can come out low if a try committed and its reply was lost.
+        return self.transaction(work, write=True)
 
 
 def _trial_row(config: Any, now: Any) -> dict[str, Any]:

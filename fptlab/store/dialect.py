@@ -11,12 +11,14 @@ claims select with `FOR UPDATE SKIP LOCKED`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, Table, event, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from fptlab.store.errors import StoreError
@@ -25,6 +27,16 @@ SUPPORTED = ("sqlite", "postgresql")
 WRITE_OPTION = "fptlab_write"  # execution option marking the write engine's connections
 SQLITE_BUSY_MS = 30_000
 SCHEMA_LOCK_KEY = 0x66707463  # "fptc": the PostgreSQL advisory lock taken while migrating
+# libpq connection settings unless the URL sets them: give up on a connect after 10 s, and notice a
+# dead server or network within about a minute instead of TCP's default of many minutes (an outage
+# is then retried, see `fptlab.store.outage`, rather than hanging the sweep).
+PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                   "keepalives_count": 3, "tcp_user_timeout": 60_000}
+# SQLSTATEs meaning "the connection is gone or the server is not accepting it now": connection
+# exceptions (class 08), the server shutting down (admin, crash) or still starting up.
+PG_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03")
+# A refused connection that no retry fixes: the server is there and said no.
+_NOT_AN_OUTAGE = re.compile(r"authentication failed|no password supplied|does not exist|permission denied", re.IGNORECASE)
 
 
 def engine_options(url: URL) -> dict[str, Any]:
@@ -36,8 +48,31 @@ def engine_options(url: URL) -> dict[str, Any]:
             f"{' or '.join(SUPPORTED)}. Use sqlite:///fptlab.db or postgresql+psycopg://USER@HOST/DBNAME."
         )
     if backend == "postgresql":
-        return {"pool_pre_ping": True}  # a sweep outlives idle connections the server may drop
+        connect_args = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in url.query}
+        return {"pool_pre_ping": True, "connect_args": connect_args}  # a sweep outlives idle connections the server may drop
     return {}
+
+
+def has_server(engine: Engine) -> bool:
+    """Whether the database is a server that can go away (PostgreSQL), not a local file (SQLite)."""
+    return engine.dialect.name != "sqlite"
+
+
+def is_disconnect(exc: Exception) -> bool:
+    """True when `exc` says the connection to a PostgreSQL server is lost or cannot be made now
+    (server down, restarting, network gone): worth retrying. False for everything else, including
+    a server that refuses the login or has no such database."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:  # SQLAlchemy recognised a dropped connection
+        return True
+    orig = exc.orig
+    if not isinstance(exc, (OperationalError, InterfaceError)) or type(orig).__module__.split(".")[0] != "psycopg":
+        return False
+    state = getattr(orig, "sqlstate", None)
+    if state is not None:
+        return state.startswith(PG_OUTAGE_STATES)
+    return not _NOT_AN_OUTAGE.search(str(orig))  # libpq's own errors (connect failed, socket closed)
 
 
 def configure_engine(engine: Engine) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from fptlab.registry import did_you_mean
 from fptlab.store.base import StoreBase, chunks
@@ -20,24 +21,15 @@ TRIAL_FIELDS = tuple(c.name for c in Trial.__table__.columns)
 class QueryOps(StoreBase):
     def statuses(self, config_hashes: Sequence[str]) -> dict[str, str]:
         """Status of each of `config_hashes` that exists (missing hashes are left out)."""
-        out: dict[str, str] = {}
-        with self.session() as session:
-            for part in chunks(list(config_hashes)):
-                rows = session.execute(select(Trial.config_hash, Trial.status).where(Trial.config_hash.in_(part)))
-                out.update((h, status) for h, status in rows)
-        return out
+        query = select(Trial.config_hash, Trial.status)
+        return {h: status for h, status in self._rows_for(query, list(config_hashes))}
 
     def trial_states(self, config_hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
         """For each existing hash, the trial's columns without its config (status, attempts, host,
         device, versions, error, times): what reports need, read in one query per chunk."""
         columns = [getattr(Trial, name) for name in TRIAL_FIELDS if name != "config"]
-        out: dict[str, dict[str, Any]] = {}
-        with self.session() as session:
-            for part in chunks(list(config_hashes)):
-                for row in session.execute(select(*columns).where(Trial.config_hash.in_(part))):
-                    record = dict(row._mapping)
-                    out[record["config_hash"]] = record
-        return out
+        rows = self._rows_for(select(*columns), list(config_hashes))
+        return {row.config_hash: dict(row._mapping) for row in rows}
 
     def trials(
         self, status: str | Sequence[str] | None = None, where: dict[str, Any] | None = None, experiment: str | None = None
@@ -53,12 +45,15 @@ class QueryOps(StoreBase):
                     f"Cannot filter trials on '{column}'. Available: {', '.join(f for f in TRIAL_FIELDS if f != 'config')}."
                 )
             query = query.where(getattr(Trial, column) == value)
-        with self.session() as session:
+        def work(session: Session) -> list[dict[str, Any]]:
+            selected = query
             if experiment is not None:
-                query = query.join(ExperimentTrial, ExperimentTrial.trial_id == Trial.id).where(
+                selected = query.join(ExperimentTrial, ExperimentTrial.trial_id == Trial.id).where(
                     ExperimentTrial.experiment_id == self._experiment_id(session, experiment)
                 )
-            return [_trial_dict(t) for t in session.scalars(query)]
+            return [_trial_dict(t) for t in session.scalars(selected)]
+
+        return self.transaction(work)
 
     def results(self, config_hashes: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
         """Final results per trial: {config_hash: {key: value}} (all trials when no hashes given)."""
@@ -83,7 +78,7 @@ class QueryOps(StoreBase):
 
     def artifacts(self, config_hash: str, kind: str | None = None) -> list[dict[str, Any]]:
         """A trial's artifacts as dicts (meta parsed), oldest first."""
-        with self.session() as session:
+        def work(session: Session) -> list[dict[str, Any]]:
             query = select(Artifact).where(Artifact.trial_id == self._trial_id(session, config_hash)).order_by(Artifact.id)
             if kind is not None:
                 query = query.where(Artifact.kind == kind)
@@ -99,12 +94,14 @@ class QueryOps(StoreBase):
                 for a in session.scalars(query)
             ]
 
+        return self.transaction(work)
+
     def experiments(self) -> list[dict[str, Any]]:
         """Every experiment with its number of trials."""
         n_trials = func.count(ExperimentTrial.trial_id)
         query = select(Experiment, n_trials).outerjoin(ExperimentTrial).group_by(Experiment.id).order_by(Experiment.id)
-        with self.session() as session:
-            return [
+        return self.transaction(
+            lambda session: [
                 {
                     "id": e.id,
                     "name": e.name,
@@ -115,21 +112,25 @@ class QueryOps(StoreBase):
                 }
                 for e, n in session.execute(query)
             ]
+        )
 
     def experiment_spec(self, name: str) -> str | None:
         """The canonical spec text a sweep of experiment `name` registered (None if never swept)."""
-        with self.session() as session:
-            return session.scalar(select(Experiment.spec_text).where(Experiment.name == name))
+        return self.transaction(lambda session: session.scalar(select(Experiment.spec_text).where(Experiment.name == name)))
 
     # ---- helpers --------------------------------------------------------------------------------
     def _rows_for(self, query: Select[Any], config_hashes: Sequence[str] | None) -> list[Any]:
-        with self.session() as session:
+        """The rows of `query`, of the trials `config_hashes` (all when None), read in one transaction."""
+
+        def work(session: Session) -> list[Any]:
             if config_hashes is None:
                 return list(session.execute(query))
             rows: list[Any] = []
             for part in chunks(list(config_hashes)):
                 rows.extend(session.execute(query.where(Trial.config_hash.in_(part))))
             return rows
+
+        return self.transaction(work)
 
     def _experiment_id(self, session: Any, name: str) -> int:
         found = session.scalar(select(Experiment.id).where(Experiment.name == name))

@@ -1,4 +1,5 @@
-"""Writing what a run produces: per-step metrics (batched, idempotent) and artifact locations."""
+"""Writing what a run produces: per-step metrics (batched, idempotent) and artifact locations (a
+retried insert first looks for the row a try whose reply was lost may have committed)."""
 
 from __future__ import annotations
 
@@ -21,22 +22,22 @@ class RecordOps(StoreBase):
         `owner`, nothing is written (returns False) unless `owner` still runs the trial."""
         if not rows:
             return True
-        with self.session(write=True) as session:
+        encoded = {}  # the last value of a (key, step) repeated within one batch wins
+        for step, key, value in rows:
+            encoded[key, int(step)] = encode_float(value)
+
+        def work(session: Session) -> bool:
             trial_id = self._trial_id(session, config_hash)
             if owner is not None and not self._owns(session, trial_id, owner):
                 return False
-            records = {}  # the last value of a (key, step) repeated within one batch wins
-            for step, key, value in rows:
-                stored, kind = encode_float(value)
-                records[key, int(step)] = {
-                    "trial_id": trial_id,
-                    "key": key,
-                    "step": int(step),
-                    "value": stored,
-                    "value_kind": kind,
-                }
-            dialect.upsert_metrics(session, Metric.__table__, trial_id, list(records.values()))
-        return True
+            records = [
+                {"trial_id": trial_id, "key": key, "step": step, "value": stored, "value_kind": kind}
+                for (key, step), (stored, kind) in encoded.items()
+            ]
+            dialect.upsert_metrics(session, Metric.__table__, trial_id, records)
+            return True
+
+        return self.transaction(work, write=True)
 
     def _owns(self, session: Session, trial_id: int, owner: str) -> bool:
         query = select(Trial.id).where(Trial.id == trial_id, Trial.owner == owner)
@@ -44,22 +45,31 @@ class RecordOps(StoreBase):
 
     def count_metrics(self, config_hash: str, key: str | None = None) -> int:
         """How many metric rows a trial has (of one `key`, if given)."""
-        with self.session() as session:
+        def work(session: Session) -> int:
             query = select(func.count()).select_from(Metric).where(Metric.trial_id == self._trial_id(session, config_hash))
             if key is not None:
                 query = query.where(Metric.key == key)
             return int(session.scalar(query) or 0)
 
+        return self.transaction(work)
+
     def add_artifact(self, config_hash: str, kind: str, location: str, meta: dict[str, Any] | None = None) -> int:
         """Record where a file of this trial lives (kind: checkpoint, figure, log, ...); returns its id."""
-        with self.session(write=True) as session:
-            artifact = Artifact(
-                trial_id=self._trial_id(session, config_hash),
-                kind=kind,
-                location=str(location),
-                meta=json.dumps(meta or {}, sort_keys=True, default=str),
-                created=self.now(),
-            )
+        values = {"kind": kind, "location": str(location), "meta": json.dumps(meta or {}, sort_keys=True, default=str)}
+        values["created"] = self.now()  # the same in every try: it tells a lost try's row from older ones
+        tries = 0
+
+        def work(session: Session) -> int:
+            nonlocal tries
+            tries += 1
+            trial_id = self._trial_id(session, config_hash)
+            if tries > 1:
+                query = select(Artifact.id).filter_by(trial_id=trial_id, **values).order_by(Artifact.id.desc())
+                if (landed := session.scalars(query).first()) is not None:
+                    return landed
+            artifact = Artifact(trial_id=trial_id, **values)
             session.add(artifact)
             session.flush()
             return artifact.id
+
+        return self.transaction(work, write=True)
