@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,14 @@ import numpy as np
 
 from fptlab import versions
 from fptlab.backbones import BACKBONES
-from fptlab.checkpoint import load_checkpoint, save_checkpoint
+from fptlab.checkpoint import Lineage, Resumed, resume, save_checkpoint
 from fptlab.config import RunConfig
-from fptlab.errors import IncompatibleError
+from fptlab.errors import FptlabError, IncompatibleError
 from fptlab.plan import resolve_config
 from fptlab.sinks import NullSink, Sink
 from fptlab.tasks import TASKS
 from fptlab.tasks.base import ArraySplit, TaskData, data_fingerprint
 
-CHECKPOINT_FILE = "checkpoint.pt"
 # Tags that keep the per-purpose random streams of one seed apart.
 EPOCH_TAG, AUGMENT_TAG, EVAL_TAG = 1, 2, 3
 
@@ -47,6 +46,7 @@ class RunResult:
     total_params: int
     params_by_group: dict[str, int]
     device: str
+    threads: int  # torch's intra-op threads: same config, machine and thread count = bit-identical curves
     wall_seconds: float
     steps_per_second: float
     stopped_early: bool = False
@@ -212,15 +212,44 @@ def train(
     run_dir: Path | None = None,
     weights_path: Path | None = None,
     progress: bool = False,
+    lineage: Lineage | None = None,
+    threads: int | None = None,
 ) -> RunResult:
-    """Run one configuration to completion (or divergence). `run_dir` holds the run's checkpoint and
-    artifacts (attention maps, parameter statistics, saved body); a run resumes from its checkpoint
-    there, and the checkpoint of a run that already ended returns that run's result without training.
-    `weights_path` is where `weights = "trial:<hash>"` was found (else the default folders are searched)."""
+    """Run one configuration to completion (or divergence). `run_dir` holds the run's checkpoints and
+    artifacts (attention maps, parameter statistics, saved body); a run resumes from the newest
+    checkpoint there that `lineage` trusts (see `fptlab.checkpoint`: a sweep passes the trial's identity
+    in its database, its attempt and how many of its steps the database recorded; the default is a
+    standalone run), and such a checkpoint of a run that already ended returns that run's result
+    without training. `weights_path` is where `weights = "trial:<hash>"` was found (else the default
+    folders are searched).
+
+    `threads` pins torch's intra-op threads for the run (a sweep trial: the CPUs it holds); None keeps
+    torch's setting (OMP_NUM_THREADS if set, else the machine's physical cores). Float reductions
+    split across threads add in a different order, so the count is recorded with the result: the same
+    config gives bit-identical curves on one machine (same torch build) only at the same thread count.
+    Across machines, what fptlab draws (data, batch order, augmentation, evaluation samples: numpy
+    generators seeded per step) is identical everywhere; float arithmetic is not guaranteed to be (the
+    thread count, the CPU's instruction set, the torch/BLAS build, CPU vs GPU kernels, and torch's own
+    random initialisation and dropout on another build or device), so curves agree only closely there."""
+    import torch
+
+    if threads is not None and threads < 1:
+        raise FptlabError(f"threads must be a positive number of CPU threads, got {threads}.")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        return _train(cfg, sink or NullSink(), data_dir, run_dir, weights_path, progress, lineage or Lineage())
+    finally:
+        torch.set_num_threads(previous)  # a library call leaves the process as it found it
+
+
+def _train(
+    cfg: RunConfig, sink: Sink, data_dir: Path | None, run_dir: Path | None, weights_path: Path | None, progress: bool,
+    lineage: Lineage,
+) -> RunResult:
     from fptlab.assets import data_dir as default_data_dir
     from fptlab.model import apply_trainable, build_model, count_parameters
 
-    sink = sink or NullSink()
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     cfg = resolve_config(cfg, data_dir)
     device = pick_device(cfg.device)
@@ -231,18 +260,19 @@ def train(
     counts = count_parameters(model, groups)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(cfg, params)
-    checkpoint = Path(run_dir) / CHECKPOINT_FILE if run_dir is not None else None
-    state, start = LoopState(), 0
-    if checkpoint is not None and checkpoint.exists():
-        start, loop = load_checkpoint(checkpoint, config_hash=cfg.hash, model=model, optimizer=optimizer)
-        state = LoopState(**loop)
+    resumed = Resumed()
+    if run_dir is not None:
+        resumed = resume(Path(run_dir), lineage, config_hash=cfg.hash, model=model, optimizer=optimizer)
+    state, start = _loop_state(resumed.loop), resumed.step
     sink.start({
-        "config_hash": cfg.hash, "config": cfg.to_dict(), "device": str(device), "versions": versions(),
+        "config_hash": cfg.hash, "config": cfg.to_dict(), "device": str(device), "threads": _threads(), "versions": versions(),
         "trainable_params": counts.trainable, "total_params": counts.total, "params_by_group": counts.by_group,
         "resumed_from": start, "data": data.description, "data_fingerprint": data_fingerprint(data),
+        "checkpoint_warnings": resumed.warnings,
     })
     t0 = time.perf_counter()
     feature_seconds = 0.0
+    save = _saver(cfg, run_dir, lineage, model, optimizer)
     if state.finished:  # the final checkpoint of a run that already ended: report it, train nothing
         status, stopped_early, done = state.finished, state.stopped_early, start
     else:
@@ -250,13 +280,12 @@ def train(
         if cfg.cache_features:  # Section 3.9: the body runs once per example, then only the read-out trains
             learner, seen, feature_seconds = _cached(model, data, cfg, device, progress)
         bar = _Bar(progress, cfg, start)
-        saving = checkpoint if cfg.checkpoint_every else None
-        steps = _Steps(cfg, seen, learner, optimizer, params, device, sink, bar, saving)
+        steps = _Steps(cfg, seen, learner, optimizer, params, device, sink, bar, save)
         status, stopped_early, done = steps.run(state, start)
         bar.close()
-        if saving is not None:  # so that running the same config again resumes to "done", exactly
+        if save is not None:  # so that running the same config again resumes to "done", exactly
             state.finished, state.stopped_early = status, stopped_early
-            save_checkpoint(saving, config_hash=cfg.hash, step=done, model=model, optimizer=optimizer, loop_state=asdict(state))
+            save(done, state)
     wall = time.perf_counter() - t0
     if run_dir is not None:
         for record in _artifacts(cfg, model, data, status, Path(run_dir)):
@@ -265,11 +294,35 @@ def train(
         config_hash=cfg.hash, status=status, steps=done, test_accuracy=state.test_accuracy, test_loss=state.test_loss,
         best_test_accuracy=state.best_test_accuracy, train_accuracy=state.train_accuracy, train_loss=state.train_loss,
         trainable_params=counts.trainable, total_params=counts.total, params_by_group=counts.by_group,
-        device=str(device), wall_seconds=wall, steps_per_second=(done - start) / wall if wall > 0 else math.nan,
+        device=str(device), threads=_threads(), wall_seconds=wall, steps_per_second=(done - start) / wall if wall > 0 else math.nan,
         stopped_early=stopped_early, resumed_from=start, feature_seconds=feature_seconds, config=cfg.to_dict(),
     )
     sink.finish({k: v for k, v in result.as_dict().items() if k != "config"})
     return result
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _loop_state(loop: dict[str, Any] | None) -> LoopState:
+    """The loop state a checkpoint saved (keys of other fptlab versions dropped; missing ones default)."""
+    known = {f.name for f in fields(LoopState)}
+    return LoopState(**{k: v for k, v in (loop or {}).items() if k in known})
+
+
+def _saver(cfg: RunConfig, run_dir: Path | None, lineage: Lineage, model: Any, optimizer: Any) -> Any:
+    """`save(step, state)` writing this run's checkpoint, or None when the run keeps none."""
+    if run_dir is None or not cfg.checkpoint_every:
+        return None
+
+    def save(step: int, state: LoopState) -> None:
+        save_checkpoint(Path(run_dir), lineage, config_hash=cfg.hash, step=step, model=model, optimizer=optimizer,
+                        loop_state=asdict(state))
+
+    return save
 
 
 def _cached(model: Any, data: TaskData, cfg: RunConfig, device: Any, progress: bool) -> tuple[Any, TaskData, float]:
@@ -309,7 +362,7 @@ class _Steps:
     device: Any
     sink: Any
     bar: Any
-    checkpoint: Path | None
+    save: Any  # save(step, state) at every checkpoint_every steps, or None
 
     def run(self, state: LoopState, start: int) -> tuple[str, bool, int]:
         """Returns (status, stopped early?, last step whose update was applied)."""
@@ -334,9 +387,8 @@ class _Steps:
                 stopped_early = cfg.target_accuracy is not None and state.test_accuracy >= cfg.target_accuracy
             self.sink.log(step, metrics)
             self.bar.advance(state)
-            if self.checkpoint is not None and step % cfg.checkpoint_every == 0:
-                save_checkpoint(self.checkpoint, config_hash=cfg.hash, step=step, model=self.model, optimizer=self.optimizer,
-                                loop_state=asdict(state))
+            if self.save is not None and step % cfg.checkpoint_every == 0:
+                self.save(step, state)
             if stopped_early:
                 return "completed", True, done
         return "completed", False, done

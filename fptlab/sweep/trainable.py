@@ -46,9 +46,14 @@ class TuneSink:
 
 
 def fpt_trainable(params: dict[str, Any]) -> None:
-    """Entry point Ray imports in its workers (it must live in the installed package)."""
+    """Entry point Ray imports in its workers (it must live in the installed package).
+
+    `params` come from `ClaimingSearcher`: the cell's config and folders, the trial's lineage (its
+    identity in the database, the claim's attempt number, how many of its steps the database recorded:
+    see `fptlab.checkpoint.Lineage`) and the CPUs the trial holds, which pin torch's thread count."""
     from ray import tune
 
+    from fptlab.checkpoint import Lineage
     from fptlab.config import config_from_dict
     from fptlab.train import train
 
@@ -58,4 +63,11 @@ def fpt_trainable(params: dict[str, Any]) -> None:
     sink = TuneSink(tune.report)
     data_dir = Path(params["data_dir"]) if params.get("data_dir") else None
     weights = Path(params["weights_path"]) if params.get("weights_path") else None
-    train(cfg, sink, data_dir=data_dir, run_dir=Path(params["run_dir"]), weights_path=weights, progress=False)
+    lineage = Lineage(params["identity"], int(params["attempt"]), int(params["recorded_through"]))
+    train(cfg, sink, data_dir=data_dir, run_dir=Path(params["run_dir"]), weights_path=weights, progress=False,
+          lineage=lineage, threads=trial_threads(params.get("cpus_per_trial")))
+
+
+def trial_threads(cpus: Any) -> int:
+    """torch threads for a trial holding `cpus` CPUs (a fraction shares one CPU: 1 thread)."""
+    return max(1, int(float(cpus))) if cpus is not None else 1

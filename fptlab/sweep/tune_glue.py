@@ -4,6 +4,7 @@ driver-side callback that writes what workers report and keeps leases fresh."""
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from ray.tune import Callback
 from ray.tune.search import Searcher
 
 from fptlab.bodies import TRIAL_PREFIX, locate_body, trial_hash
+from fptlab.checkpoint import CheckpointWarning
 from fptlab.errors import DataNotFoundError
 from fptlab.sinks import decode_float
 from fptlab.store import StoreSink
@@ -37,10 +39,13 @@ class ClaimingSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         ready, waiting, bodies = self._triage()
-        config_hash = self._claim(ready) if ready else None
-        if config_hash is not None:
-            self.pending.remove(config_hash)
-            return self._params(config_hash, bodies.get(config_hash))
+        while ready and (config_hash := self._claim(ready)) is not None:
+            ready.remove(config_hash)
+            fence = trial_fence(self.store, config_hash, self.owner)
+            if fence is not None:
+                self.pending.remove(config_hash)
+                return {**self._params(config_hash, bodies.get(config_hash)), **fence}
+            # Taken over between our claim and this read (our lease lapsed at once): it is not ours.
         # Nothing claimable now. Cells waiting on a source that is still to run: ask again later.
         return None if waiting else Searcher.FINISHED
 
@@ -54,6 +59,7 @@ class ClaimingSearcher(Searcher):
             "run_dir": str(self.trials_root / config_hash),
             "weights_path": str(body) if body else None,
             "data_dir": str(self.opts.data_dir) if self.opts.data_dir else None,
+            "cpus_per_trial": self.opts.cpus_per_trial,  # pins the trial's torch threads
         }
 
     def _triage(self) -> tuple[list[str], list[str], dict[str, Path]]:
@@ -112,6 +118,38 @@ class ClaimingSearcher(Searcher):
         pass
 
 
+def trial_identity(trial: dict[str, Any]) -> str:
+    """A token naming this trial in this database, which another database cannot share (its row id
+    and creation time); checkpoints carry it (`fptlab.checkpoint.Lineage`)."""
+    return f"trial {trial['id']} created {trial['created'].isoformat(sep=' ')}"
+
+
+def recorded_through(store: Any, config_hash: str) -> int:
+    """N such that every step 1..N of the trial has its metrics in the database (0: none): a resume
+    may start from a checkpoint of step <= N only, so no step of a finished trial goes unrecorded."""
+    steps = sorted({step for _h, _key, step, _value in store.curves([config_hash], ["train_loss"])})
+    through = 0
+    for step in steps:
+        if step != through + 1:
+            break
+        through = step
+    return through
+
+
+def trial_fence(store: Any, config_hash: str, owner: str) -> dict[str, Any] | None:
+    """What a claimed trial's worker needs to fence its checkpoints: the trial's identity, the claim's
+    attempt (the fencing token) and the recorded steps. Read after the claim, so no earlier owner can
+    add rows any more. None when `owner` does not hold the trial (any more)."""
+    trial = store.trial_states([config_hash]).get(config_hash)
+    if trial is None or trial["owner"] != owner or trial["status"] != "running":
+        return None
+    return {
+        "identity": trial_identity(trial),
+        "attempt": int(trial["attempts"]),
+        "recorded_through": recorded_through(store, config_hash),
+    }
+
+
 class StoreCallback(Callback):
     """Runs in the sweep driver: the single writer of the store for this sweep. Each running trial's
     reports go into that trial's `StoreSink`, the same sink an in-process run writes through."""
@@ -144,12 +182,21 @@ class StoreCallback(Callback):
         event = result.get(EVENT)
         if event == "start":
             sink.start(payload)
+            for note in payload.get("checkpoint_warnings") or ():
+                warnings.warn(f"trial {config_hash}: {note}", CheckpointWarning, stacklevel=1)
         elif event == "artifact":
             sink.artifact(payload["kind"], payload["location"], payload.get("meta", {}))
         elif event == "finish":
             sink.finish(payload)
             self._done(config_hash, payload["status"], payload.get("test_accuracy"))
         self._beat(trials)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # Tune restarts the failed worker with this same claim: let it resume from what is recorded now.
+        config_hash = self._hash(trial)
+        if config_hash in self.sinks:
+            self.sinks[config_hash].flush()
+        trial.config["recorded_through"] = recorded_through(self.store, config_hash)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         config_hash = self._hash(trial)
