@@ -27,7 +27,7 @@ app = typer.Typer(
 
 # Shared option aliases.
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key: KEY=VALUE (repeatable), e.g. --set lr=3e-4 --set bit_xor.n_bits=8.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Dataset cache/lookup folder [default: $FPTLAB_DATA or ~/.cache/fptlab/data].")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Dataset cache/lookup folder (default: $FPTLAB_DATA or ~/.cache/fptlab/data).")]
 
 
 def _stderr(message: str) -> None:
@@ -66,14 +66,14 @@ def _raw_config(config: Path | None, flags: dict[str, Any], overrides: list[str]
 @app.command()
 def run(
     task: Annotated[str | None, typer.Option("--task", "-t", help="Task name (see `fptlab ls tasks`).")] = None,
-    backbone: Annotated[str | None, typer.Option("--backbone", "-b", help="Backbone name (see `fptlab ls backbones`) [default: minilm].")] = None,
-    init: Annotated[str | None, typer.Option("--init", help="pretrained | random | stats (see `fptlab ls inits`) [default: pretrained].")] = None,
-    train: Annotated[str | None, typer.Option("--train", help="Comma-separated trainable groups, GROUP@LAYERS (attention@-1) or all [default: input,output,positions,layernorm].")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="Gradient steps [default: 1000].")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Examples per step [default: 16].")] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate [default: 1e-3].")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for every random source [default: 0].")] = None,
-    eval_every: Annotated[int | None, typer.Option("--eval-every", help="Steps between test evaluations [default: 100].")] = None,
+    backbone: Annotated[str | None, typer.Option("--backbone", "-b", help="Backbone name (see `fptlab ls backbones`) (default: minilm).")] = None,
+    init: Annotated[str | None, typer.Option("--init", help="pretrained | random | stats (see `fptlab ls inits`) (default: pretrained).")] = None,
+    train: Annotated[str | None, typer.Option("--train", help="Comma-separated trainable groups, GROUP@LAYERS (attention@-1) or all (default: input,output,positions,layernorm).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Gradient steps (default: 1000).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Examples per step (default: 16).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (default: 1e-3).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for every random source (default: 0).")] = None,
+    eval_every: Annotated[int | None, typer.Option("--eval-every", help="Steps between test evaluations (default: 100).")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML run config; flags and --set override it.")] = None,
     set_: SetOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config, its hash and parameter counts; load no data, train nothing.")] = False,
@@ -84,9 +84,12 @@ def run(
 ) -> None:
     """Train one FPT configuration and report test accuracy and parameter counts."""
     with user_errors():
+        from fptlab.cli_checks import existing_folder_or_absent, writable_folder
         from fptlab.config import config_from_dict
         from fptlab.plan import resolve_config, summarize
 
+        if data_dir is not None:
+            existing_folder_or_absent("--data-dir", data_dir)
         flags = dict(task=task, backbone=backbone, init=init, train=train, steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every)
         cfg = config_from_dict(_raw_config(config, flags, set_ or []), origin=str(config) if config else "run config")
         cfg = resolve_config(cfg, data_dir)
@@ -97,6 +100,7 @@ def run(
             if json_out:
                 typer.echo(json.dumps(_clean({"status": "dry_run", **summary.as_dict()})))
             return
+        writable_folder("--out", out)
         result = _train(cfg, out, data_dir, progress)
         payload = _clean(result.as_dict())
         _print_result(say, payload, out / cfg.hash)

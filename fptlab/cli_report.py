@@ -17,13 +17,13 @@ def report(
     table: Annotated[list[int] | None, typer.Option("--table", "-t", help="Paper table number (repeatable).")] = None,
     figure: Annotated[list[int] | None, typer.Option("--figure", "-f", help="Paper figure number (repeatable).")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every table and figure.")] = False,
-    fmt: Annotated[str | None, typer.Option("--format", help="terminal | md | csv | latex | html [default: from --out's suffix, else terminal].")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="terminal | md | csv | latex | html (default: from --out's suffix, else terminal).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout (figures go beside it as PNG and SVG).")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL [default: $FPTLAB_DB, else sqlite:///fptlab.db].")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: $FPTLAB_DB, else sqlite:///fptlab.db).")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Report the offline counterparts (experiments/offline/), MiniLM and offline data.")] = False,
-    experiments: Annotated[Path | None, typer.Option("--experiments", help="Folder of sweep specs [default: ./experiments, else the checkout's].")] = None,
+    experiments: Annotated[Path | None, typer.Option("--experiments", help="Folder of sweep specs (default: ./experiments, else the checkout's).")] = None,
     curves: Annotated[bool, typer.Option("--curves", help="Convergence curves for every table (html, and PNG/SVG files with --out).")] = False,
-    figures_dir: Annotated[Path | None, typer.Option("--figures-dir", help="Where figure files go [default: beside --out, else ./fptlab-figures].")] = None,
+    figures_dir: Annotated[Path | None, typer.Option("--figures-dir", help="Where figure files go (default: beside --out, else ./fptlab-figures).")] = None,
 ) -> None:
     """Regenerate the paper's tables and figures from the database, beside the paper's numbers: mean ±
     std over seeds, 95% CIs, Welch p-values, and for every missing cell the command that fills it.
@@ -37,12 +37,10 @@ def report(
 def _report(names: list[str], tables: list[int], figures: list[int], everything: bool, fmt: str | None, out: Path | None,
             db: str | None, offline: bool, experiments: Path | None, curves: bool, figures_dir: Path | None) -> None:
     from fptlab.cli_sweep import existing_store
-    from fptlab.errors import FptlabError
     from fptlab.report.engine import ReportOptions, make_report, select_keys
 
-    fmt = fmt or (_SUFFIX_FORMAT.get(out.suffix.lower(), "") if out else "") or "terminal"
-    if fmt not in FORMATS:
-        raise FptlabError(f"Unknown report format '{fmt}'. Available: {', '.join(FORMATS)}.")
+    _check_paths(out, experiments, figures_dir)
+    fmt = _format_of(fmt, out)
     keys = select_keys([str(n) for n in tables], [str(n) for n in figures], names, everything)
     store = existing_store(db)
     wants_files = fmt != "html" and (out is not None or figures_dir is not None or any(k.startswith("figure") for k in keys))
@@ -55,6 +53,40 @@ def _report(names: list[str], tables: list[int], figures: list[int], everything:
         _write(text, out)
     if options.plots and fmt != "html":
         _save_figures(rendered, figures_dir or (out.parent / f"{out.stem}-figures" if out else Path("fptlab-figures")))
+
+
+def _format_of(fmt: str | None, out: Path | None) -> str:
+    """--format, else the one --out's suffix names, else terminal."""
+    from fptlab.errors import FptlabError
+    from fptlab.registry import did_you_mean
+
+    if fmt is not None:
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise FptlabError(f"Unknown report format '{fmt}'.{did_you_mean(fmt, list(FORMATS))} Available: {', '.join(FORMATS)}.")
+        if fmt == "terminal" and out is not None:
+            raise FptlabError(f"--format terminal prints to the screen, so --out {out} would not be written. Drop --out, or pick md, csv, latex or html.")
+        return fmt
+    if out is None:
+        return "terminal"
+    if out.suffix.lower() not in _SUFFIX_FORMAT:
+        raise FptlabError(
+            f"--out {out}: cannot tell the format from the suffix '{out.suffix}'. Use one of "
+            f"{', '.join(sorted(_SUFFIX_FORMAT))}, or say it with --format ({', '.join(FORMATS[1:])})."
+        )
+    return _SUFFIX_FORMAT[out.suffix.lower()]
+
+
+def _check_paths(out: Path | None, experiments: Path | None, figures_dir: Path | None) -> None:
+    """Every path option, before the database is read or anything is written."""
+    from fptlab.cli_checks import input_folder, output_file, writable_folder
+
+    if out is not None:
+        output_file("--out", out, create_parents=True)
+    if experiments is not None:
+        input_folder("--experiments", experiments)
+    if figures_dir is not None:
+        writable_folder("--figures-dir", figures_dir)
 
 
 def _format(rendered: list, fmt: str, offline: bool, store: object) -> str:
@@ -90,10 +122,14 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         typer.echo(text, nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)  # a reader never sees half a report
+    from fptlab.cli_checks import write_atomically
+    from fptlab.errors import FptlabError
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FptlabError(f"Cannot create the folder {out.parent} for --out: {e.strerror or e}. Choose another path.") from None
+    write_atomically(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))  # a reader never sees half a report
     typer.echo(f"wrote {out}", err=True)
 
 

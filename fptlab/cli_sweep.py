@@ -9,32 +9,20 @@ from typing import Annotated, Any
 
 import typer
 
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL [default: $FPTLAB_DB, else sqlite:///fptlab.db].")]
+DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: $FPTLAB_DB, else sqlite:///fptlab.db).")]
 SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (TOML), e.g. experiments/smoke.toml.")]
+EXPORT_FORMATS = ("csv", "parquet")
 
 
-def _store(db: str | None, *, create: bool) -> Any:
+def _store(db: str | None) -> Any:
+    """The existing database at `db` for a read-only command, checked to be at the current schema."""
+    from fptlab.cli_checks import check_db
     from fptlab.store import Store
 
     store = Store(db)
-    if not create:
-        _require_existing_sqlite(store.url)
-    store.ensure_schema(create_if_empty=create)
+    check_db(store.url, "read")
+    store.ensure_schema(create_if_empty=False)
     return store
-
-
-def _require_existing_sqlite(url: str) -> None:
-    """Read-only commands must not leave an empty SQLite file behind when pointed at the wrong place."""
-    from sqlalchemy.engine import make_url
-
-    from fptlab.errors import FptlabError
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") and not Path(parsed.database).exists():
-        raise FptlabError(
-            f"No results database at {parsed.database}. Run a sweep first (fptlab sweep SPEC), or point --db / "
-            "$FPTLAB_DB at an existing database."
-        )
 
 
 def sweep(
@@ -43,12 +31,13 @@ def sweep(
     address: Annotated[str | None, typer.Option("--address", help="Join an existing Ray cluster (e.g. auto or HOST:6379) instead of embedded local Ray.")] = None,
     cpus_per_trial: Annotated[float, typer.Option("--cpus-per-trial", help="CPUs reserved per trial.")] = 1.0,
     gpus_per_trial: Annotated[float, typer.Option("--gpus-per-trial", help="GPUs per trial; fractions share a GPU (0.5 = two trials per GPU).")] = 0.0,
-    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="At most this many trials at once [default: as resources allow].")] = None,
+    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="At most this many trials at once (default: as resources allow).")] = None,
     retries: Annotated[int, typer.Option("--retries", help="Retry a failed trial up to N more times (resuming from its checkpoint).")] = 1,
     lease: Annotated[float, typer.Option("--lease", help="Seconds without a heartbeat after which a running trial counts as dead and is reclaimed.")] = 120.0,
     storage: Annotated[Path, typer.Option("--storage", help="Folder for trial folders (checkpoints, artifacts, saved bodies) and Ray Tune files; shared storage on a cluster.")] = Path("fptlab-runs"),
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Dataset folder [default: $FPTLAB_DATA or ~/.cache/fptlab/data].")] = None,
-    num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs for embedded Ray [default: all].")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Dataset folder (default: $FPTLAB_DATA or ~/.cache/fptlab/data).")] = None,
+    num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs for embedded Ray (default: all).")] = None,
+    db_outage: Annotated[float | None, typer.Option("--db-outage", help="Seconds to wait for a lost database (server restart, network) before stopping (default: $FPTLAB_DB_OUTAGE_SECONDS, else 300).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Give failed cells whose retries are used up a fresh set of attempts.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells, which are already done and which cannot run here (data or weights missing, and how to get them); run nothing, write nothing.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress view on stderr.")] = True,
@@ -59,31 +48,48 @@ def sweep(
     from fptlab.cli import user_errors
 
     with user_errors():
+        from fptlab.cli_checks import check_db, existing_folder_or_absent, spec_file, writable_folder
         from fptlab.sweep import load_spec
-        from fptlab.sweep.executor import SweepOptions
+        from fptlab.sweep.executor import SweepOptions, check_fits_here
         from fptlab.sweep.run import prepare_cells
 
-        loaded = load_spec(spec)
         data_dir = data_dir.absolute() if data_dir else None  # Ray workers may run elsewhere
+        opts = SweepOptions(
+            address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
+            retries=retries, lease_seconds=lease, storage=storage.absolute(), data_dir=data_dir, num_cpus=num_cpus,
+        )
+        opts.check()  # every option first: nothing below runs with a value that cannot work
+        writable_folder("--storage", storage)
+        if data_dir is not None:
+            existing_folder_or_absent("--data-dir", data_dir)
+        check_fits_here(opts)
+        store = _sweep_store(db, db_outage)
+        check_db(store.url, "read-optional" if dry_run else "write")
+        spec_file(spec)
+        loaded = load_spec(spec)
         prepared = prepare_cells(loaded, data_dir)  # before any database exists: a bad cell writes nothing
         if dry_run:
             _print_plan(loaded, prepared, db)
             return
         cells = prepared.require_runnable(loaded.origin)  # nor does a cell whose data or weights are not here
-        opts = SweepOptions(
-            address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
-            retries=retries, lease_seconds=lease, storage=storage.absolute(), data_dir=data_dir, num_cpus=num_cpus,
-        )
-        store = _store(db, create=True)
-        if retry_failed:
-            store.requeue([c.hash for c in cells], ("failed",))
-        _run(loaded, cells, store, opts, progress)
+        _run(loaded, cells, store, opts, progress, retry_failed)
 
 
-def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool) -> None:
+def _sweep_store(db: str | None, outage: float | None) -> Any:
+    import math
+
+    from fptlab.errors import FptlabError
+    from fptlab.store import Store
+
+    if outage is not None and not (math.isfinite(outage) and outage >= 0):
+        raise FptlabError(f"--db-outage must be a finite number of seconds >= 0 (0: stop at the first lost connection), got {outage:g}.")
+    return Store(db, outage_seconds=outage)
+
+
+def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool, retry_failed: bool) -> None:
     from fptlab.sweep.run import run_sweep
 
-    outcome = run_sweep(spec, store, opts, cells=cells, show_progress=progress)
+    outcome = run_sweep(spec, store, opts, cells=cells, show_progress=progress, retry_failed=retry_failed)
     typer.echo(f"sweep '{spec.name}': {outcome.cells} cells, {outcome.skipped} already done, {len(outcome.ran)} run now")
     _print_summary(store, spec, cells)
     if outcome.interrupted:
@@ -158,14 +164,12 @@ def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:
 
 def existing_store(db: str | None) -> Any:
     """The database at `db` ($FPTLAB_DB, ./fptlab.db) if it exists and has an fptlab schema, checked
-    to be at head; else None. Creates nothing."""
-    from fptlab.errors import FptlabError
+    to be at head; else None. Creates nothing. An in-memory database is an error: it is always empty."""
+    from fptlab.cli_checks import check_db
     from fptlab.store import Store
 
     store = Store(db)
-    try:
-        _require_existing_sqlite(store.url)
-    except FptlabError:
+    if not check_db(store.url, "read-optional"):
         return None  # no database yet
     if store.revision() is None:
         return None
@@ -183,7 +187,15 @@ def status(
     from fptlab.cli import user_errors
 
     with user_errors():
-        store = _store(db, create=False)
+        from fptlab.cli_checks import existing_folder_or_absent, spec_file
+        from fptlab.sweep.executor import check_lease
+
+        check_lease(lease)
+        if data_dir is not None:
+            existing_folder_or_absent("--data-dir", data_dir)
+        if spec is not None:
+            spec_file(spec)
+        store = _store(db)
         if spec is not None:
             from fptlab.sweep import load_spec
             from fptlab.sweep.run import prepare_cells
@@ -229,14 +241,12 @@ def trials(
     from fptlab.cli import user_errors
 
     with user_errors():
-        from fptlab.config import parse_override
+        from fptlab.cli_checks import trial_filters, trial_statuses
 
-        filters = {}
-        for text in where or []:
-            path, value = parse_override(text)
-            filters[".".join(path)] = value
-        store = _store(db, create=False)
-        rows = store.trials(status=status_ or None, where=filters or None, experiment=experiment)
+        statuses = trial_statuses(status_ or [])
+        filters = trial_filters(where or [])
+        store = _store(db)
+        rows = store.trials(status=statuses or None, where=filters or None, experiment=experiment)
         results = store.results([r["config_hash"] for r in rows]) if rows else {}
         for r in rows:
             acc = results.get(r["config_hash"], {}).get("test_accuracy")
@@ -249,7 +259,7 @@ def trials(
 
 
 def export(
-    out: Annotated[Path, typer.Option("--out", help="Output file [default: fptlab-trials.csv / .parquet].")] = None,  # type: ignore[assignment]
+    out: Annotated[Path, typer.Option("--out", help="Output file (default: fptlab-trials.csv / .parquet).")] = None,  # type: ignore[assignment]
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     curves: Annotated[bool, typer.Option("--curves", help="Export per-step curves (long form) instead of one row per trial.")] = False,
     experiment: Annotated[str | None, typer.Option("--experiment", help="Only this experiment's trials.")] = None,
@@ -259,18 +269,33 @@ def export(
     from fptlab.cli import user_errors
 
     with user_errors():
+        from fptlab.cli_checks import output_file, write_atomically
         from fptlab.errors import FptlabError
+        from fptlab.registry import did_you_mean
         from fptlab.store.results import curves_frame, trials_frame
 
-        if fmt not in ("csv", "parquet"):
-            raise FptlabError(f"Unknown export format '{fmt}'. Available: csv, parquet.")
-        store = _store(db, create=False)
+        fmt = fmt.lower()
+        if fmt not in EXPORT_FORMATS:
+            raise FptlabError(f"Unknown export format '{fmt}'.{did_you_mean(fmt, list(EXPORT_FORMATS))} Available: {', '.join(EXPORT_FORMATS)}.")
+        path = out or Path(f"fptlab-{'curves' if curves else 'trials'}.{fmt}")
+        output_file("--out", path)
+        if fmt == "parquet":
+            _require_parquet()
+        store = _store(db)
         frame = trials_frame(store, experiment=experiment)
         if curves:
             frame = curves_frame(store, list(frame["config_hash"]) if experiment else None)
-        path = out or Path(f"fptlab-{'curves' if curves else 'trials'}.{fmt}")
-        frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+        write_atomically(path, lambda tmp: frame.to_csv(tmp, index=False) if fmt == "csv" else frame.to_parquet(tmp, index=False))
         typer.echo(f"wrote {len(frame)} rows to {path}")
+
+
+def _require_parquet() -> None:
+    import importlib.util
+
+    from fptlab.errors import FptlabError
+
+    if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
+        raise FptlabError("--format parquet needs pyarrow, which is not installed: pip install pyarrow, or use --format csv.")
 
 
 db_app = typer.Typer(help="Database schema: upgrade to the current version, or check it.", no_args_is_help=True)
@@ -282,9 +307,11 @@ def db_upgrade(db: DbOpt = None) -> None:
     from fptlab.cli import user_errors
 
     with user_errors():
+        from fptlab.cli_checks import check_db
         from fptlab.store import Store
 
         store = Store(db)
+        check_db(store.url, "write")
         store.upgrade()
         typer.echo(f"{store.masked_url}: schema at {store.revision()}")
 
@@ -295,10 +322,11 @@ def db_check(db: DbOpt = None) -> None:
     from fptlab.cli import user_errors
 
     with user_errors():
+        from fptlab.cli_checks import check_db
         from fptlab.store import Store
 
         store = Store(db)
-        _require_existing_sqlite(store.url)
+        check_db(store.url, "read")
         store.check()
         typer.echo(f"{store.masked_url}: ok, schema at {store.revision()}")
 

@@ -39,6 +39,12 @@ SECTIONS = ("task_options", "model_options")  # fields holding a section's datac
 # experiment hashes the same on a laptop and on a GPU node.
 EXECUTION_KEYS = frozenset({"device", "checkpoint_every", "eval_batch_size"})
 
+# Values the results database keeps in 32-bit INTEGER columns (PostgreSQL's INTEGER, as SQLite's
+# affinity allows more): the trial's seed, and every logged step (metrics.step, up to `steps`).
+# Key -> smallest allowed value; a config that passes the checks is storable on every backend.
+INT32_MAX = 2**31 - 1
+STORED_INTEGERS = {"seed": 0, "steps": 1}
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -227,6 +233,13 @@ def check_values(cfg: RunConfig) -> None:
     for key in ("eval_batches", "checkpoint_every", "seed", "attention_maps"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"'{key}' must be >= 0, got {getattr(cfg, key)}.")
+    for key, low in STORED_INTEGERS.items():
+        value = getattr(cfg, key)
+        if not low <= value <= INT32_MAX:
+            raise ConfigError(
+                f"'{key}' = {value} is out of range: it must be an integer from {low} to {INT32_MAX:,} (the results "
+                f"database stores it in a 32-bit INTEGER column, on every backend). Choose a smaller {key}."
+            )
     if cfg.micro_batch_size is not None and not 0 < cfg.micro_batch_size:
         raise ConfigError(f"'micro_batch_size' must be a positive integer or none, got {cfg.micro_batch_size}.")
     if not cfg.lr > 0:

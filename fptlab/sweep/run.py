@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fptlab.errors import DataNotFoundError, FptlabError
 from fptlab.plan import resolve_here
-from fptlab.store import new_owner_id
+from fptlab.store import StoreError, new_owner_id
 from fptlab.sweep.executor import FINISHED_STATUSES, SweepOptions, init_ray, owner_is_dead_here
 from fptlab.sweep.grid import Cell
 from fptlab.tasks.base import Missing
@@ -79,28 +80,59 @@ def reclaim_dead_local_drivers(store: Any) -> int:
     return len(owners)
 
 
-def run_sweep(spec: Any, store: Any, opts: SweepOptions, *, cells: list[Cell] | None = None, show_progress: bool = True) -> SweepOutcome:
+def run_sweep(
+    spec: Any, store: Any, opts: SweepOptions, *, cells: list[Cell] | None = None, show_progress: bool = True,
+    retry_failed: bool = False,
+) -> SweepOutcome:
+    """Register the spec's cells and run what is not finished. Nothing is written to the database
+    before Ray is up and a trial is known to fit it: a sweep that cannot run leaves the database as
+    it was (a missing one stays missing). `retry_failed`: failed cells get a fresh set of attempts."""
     from fptlab.sweep.view import SweepView
 
     cells = cells if cells is not None else prepare_cells(spec, opts.data_dir).require_runnable(spec.origin)
-    register(store, spec, cells)
-    reclaim_dead_local_drivers(store)
-    statuses = store.statuses([c.hash for c in cells])
-    todo = [c for c in cells if statuses.get(c.hash) not in FINISHED_STATUSES]
-    outcome = SweepOutcome(cells=len(cells), skipped=len(cells) - len(todo), ran={})
-    if not todo:
-        return outcome
-    view = SweepView(len(cells), outcome.skipped, enabled=show_progress)
+    known = known_statuses(store, [c.hash for c in cells])  # read only
+    ray = init_ray(opts) if any(known.get(c.hash) not in FINISHED_STATUSES for c in cells) else None
     try:
-        outcome.ran, outcome.interrupted = _run_on_ray(store, todo, opts, view)
+        store.ensure_schema(create_if_empty=True)
+        if retry_failed:
+            store.requeue([c.hash for c in cells], ("failed",))
+        register(store, spec, cells)
+        reclaim_dead_local_drivers(store)
+        statuses = store.statuses([c.hash for c in cells])
+        todo = [c for c in cells if statuses.get(c.hash) not in FINISHED_STATUSES]
+        outcome = SweepOutcome(cells=len(cells), skipped=len(cells) - len(todo), ran={})
+        if not todo or ray is None:  # (None: every cell was finished a moment ago, and still is)
+            return outcome
+        view = SweepView(len(cells), outcome.skipped, enabled=show_progress)
+        try:
+            outcome.ran, outcome.interrupted = _run_on_ray(ray, store, todo, opts, view)
+        finally:
+            view.close()
+        return outcome
     finally:
-        view.close()
-    return outcome
+        if ray is not None:
+            ray.shutdown()
 
 
-def _run_on_ray(store: Any, todo: list[Cell], opts: SweepOptions, view: Any) -> tuple[dict[str, str], bool]:
+def known_statuses(store: Any, hashes: list[str]) -> dict[str, str]:
+    """The statuses the database holds for `hashes`, read without writing anything: a database that
+    does not exist yet, or has no fptlab tables, knows none; one at another schema version is an
+    error now (StoreError), before Ray starts."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(store.url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = Path(parsed.database)
+        if not path.exists() or path.stat().st_size == 0:
+            return {}  # connecting would create (or stamp) the file
+    if store.revision() is None:
+        return {}  # a new database (one with stray tables fails in ensure_schema, before any write)
+    store.check()
+    return store.statuses(hashes)
+
+
+def _run_on_ray(ray: Any, store: Any, todo: list[Cell], opts: SweepOptions, view: Any) -> tuple[dict[str, str], bool]:
     owner, host = new_owner_id(), socket.gethostname()
-    ray = init_ray(opts)
     from ray import tune
 
     from fptlab.sweep.trainable import fpt_trainable
@@ -126,7 +158,15 @@ def _run_on_ray(store: Any, todo: list[Cell], opts: SweepOptions, view: Any) -> 
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        released = store.release(owner, "interrupted")
+        # Trials this driver still holds end 'interrupted'. After a database outage longer than the
+        # budget, this one call gets a fresh budget: trials end 'interrupted' if the database returns
+        # within it; if not, the error says how the next sweep hands them back.
+        try:
+            released = store.release(owner, "interrupted", outage_seconds=store.outage_seconds)
+        except StoreError as e:
+            raise StoreError(
+                f"{e} The trials this sweep was running are left 'running': the next `fptlab sweep` on this host "
+                "hands them back at once; a sweep on another host, after --lease seconds."
+            ) from None
         interrupted = interrupted or bool(released)
-        ray.shutdown()
     return {**searcher.refused, **callback.finished}, interrupted
