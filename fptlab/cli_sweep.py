@@ -97,14 +97,40 @@ def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool, retry_fa
         raise typer.Exit(130)
     statuses = store.statuses([c.hash for c in cells])
     unfinished = {h: s for h, s in statuses.items() if s not in ("completed", "diverged")}
-    if unfinished:
-        listed = ", ".join(f"{h} ({s})" for h, s in sorted(unfinished.items()))
+    peers = _held_by_live_peers(store, [h for h, s in unfinished.items() if s == "running"], opts.lease_seconds)
+    if peers:
         typer.echo(
-            f"{len(unfinished)} cell(s) not finished: {listed}. See `fptlab trials --status failed`; run again with "
+            f"{len(peers)} cell(s) are being run by another live driver ({', '.join(sorted(set(peers.values())))}); they "
+            f"finish there: {', '.join(sorted(peers))}. `fptlab status {spec.origin}` shows their progress.",
+            err=True,
+        )
+    rest = {h: s for h, s in unfinished.items() if h not in peers}
+    if rest:
+        listed = ", ".join(f"{h} ({s})" for h, s in sorted(rest.items()))
+        typer.echo(
+            f"{len(rest)} cell(s) not finished: {listed}. See `fptlab trials --status failed`; run again with "
             "--retry-failed to give failed cells new attempts.",
             err=True,
         )
         raise typer.Exit(1)
+
+
+def _held_by_live_peers(store: Any, hashes: list[str], lease: float) -> dict[str, str]:
+    """Of these running trials, those another driver holds and keeps alive (a heartbeat within the
+    lease, and not a driver on this host whose process is gone): {hash: the peer's host}. This
+    driver has already handed back everything it held, so a trial still running is a peer's."""
+    from datetime import timedelta
+
+    from fptlab.sweep.executor import owner_is_dead_here
+
+    if not hashes:
+        return {}
+    now, out = store.now(), {}
+    for h, state in store.trial_states(hashes).items():
+        beat, owner = state.get("heartbeat"), state.get("owner")
+        if state["status"] == "running" and beat is not None and now - beat <= timedelta(seconds=lease) and not owner_is_dead_here(owner):
+            out[h] = state.get("host") or str(owner).split(":", 1)[0]
+    return out
 
 
 def _print_summary(store: Any, spec: Any, cells: list) -> None:
