@@ -4,6 +4,7 @@ packages, pretrained weights), register them in the store, run what is not finis
 from __future__ import annotations
 
 import socket
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,12 @@ def _run_on_ray(ray: Any, store: Any, todo: list[Cell], opts: SweepOptions, view
         tuner.fit()
     except KeyboardInterrupt:
         interrupted = True
+    except (EOFError, OSError) as e:
+        # Tune's own files under --storage (its experiment state, a trial's error.pkl) could not be
+        # written or read back, e.g. on a full disk: the trials have ended and the database, not
+        # Tune's result grid, holds what happened to each, so report that rather than abort.
+        warnings.warn(f"Ray Tune could not write or read its own files under {opts.storage}: {type(e).__name__}: {e}. "
+                      "Each cell's outcome is in the database (see the summary below).", stacklevel=1)
     finally:
         # Trials this driver still holds end 'interrupted'. After a database outage longer than the
         # budget, this one call gets a fresh budget: trials end 'interrupted' if the database returns
