@@ -145,6 +145,18 @@ def _jsonable(value: Any) -> Any:
 
 
 # ---- building from raw data ---------------------------------------------------------------------
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict in dotted keys: {"lr": 1e-3, "bit_xor": {"n_bits": 5}} -> {"lr": 1e-3,
+    "bit_xor.n_bits": 5}; lists become tuples, so values can be grouped and compared."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
 def config_from_dict(raw: Mapping[str, Any], *, origin: str = "config") -> RunConfig:
     """Validate a nested mapping (from TOML or overrides) into a RunConfig."""
     from fptlab.backbones import BACKBONES

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fptlab.config import flatten
 from fptlab.errors import FptlabError
 from fptlab.report.declare import AnyOf
 
@@ -119,18 +120,8 @@ def _resolve(spec: Any, data_dir: Path | None) -> tuple[list[SpecCell], list[str
         if cfg.hash in seen:
             continue
         seen.add(cfg.hash)
-        out.append(SpecCell(cfg.hash, dict(cell.labels), _flatten(json.loads(cfg.record_json()))))
+        out.append(SpecCell(cfg.hash, dict(cell.labels), flatten(json.loads(cfg.record_json()))))
     return out, unresolved
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = tuple(value) if isinstance(value, list) else value
-    return out
 
 
 @dataclass

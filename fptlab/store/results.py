@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from fptlab.config import flatten
 from fptlab.store.db import Store
 
 RESULT_PREFIX = "result."
@@ -46,18 +47,7 @@ def curves_frame(store: Store, config_hashes: Iterable[str] | None = None, keys:
 
 def _row(trial: dict[str, Any], results: dict[str, float]) -> dict[str, Any]:
     row = {k: v for k, v in trial.items() if k != "config"}
-    row.update(_flatten(trial["config"]))
+    row.update(flatten(trial["config"]))
     for key, value in sorted(results.items()):
         row[RESULT_PREFIX + key if key in row else key] = value
     return row
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"lr": 1e-3, "bit_xor": {"n_bits": 5}} -> {"lr": 1e-3, "bit_xor.n_bits": 5}; lists -> tuples."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = tuple(value) if isinstance(value, list) else value
-    return out
