@@ -31,7 +31,7 @@ def check_survived(row) -> None:
     assert (row.rows_lost, row.duplicates) == (0, 0), row.detail
 
 
-@pytest.mark.parametrize("fault", ["truncated-checkpoint", "hostile-pickle", "new-db-old-storage"])
+@pytest.mark.parametrize("fault", ["truncated-checkpoint", "hostile-pickle", "new-db-old-storage", "db-deleted"])
 def test_sqlite_fault_is_survived(fault: str) -> None:
     check_survived(chaos.run_fault(fault, "sqlite", chaos.QUICK))
 

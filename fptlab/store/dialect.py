@@ -11,6 +11,7 @@ claims select with `FOR UPDATE SKIP LOCKED`.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from fptlab.store.errors import StoreError
+from fptlab.store.errors import DatabaseFileGone, StoreError
 
 SUPPORTED = ("sqlite", "postgresql")
 WRITE_OPTION = "fptlab_write"  # execution option marking the write engine's connections
@@ -88,7 +89,38 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     _enable_wal(cursor)
     cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL, much faster
     cursor.execute("PRAGMA foreign_keys = ON")
+    path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
     cursor.close()
+    if path:  # a file (not :memory:): remember which one, see _check_same_file
+        st = os.stat(path)
+        _record.info[_FILE_KEY] = (path, st.st_dev, st.st_ino)
+
+
+_FILE_KEY = "fptlab_sqlite_file"
+
+
+def _check_same_file(connection: Any) -> None:
+    """Refuse to begin a transaction on a connection whose SQLite file is no longer the one at its
+    path: deleted (SQLite would write on into the unlinked file, and a sweep would report success
+    while everything it recorded vanishes when it exits) or replaced (restored from a backup, another
+    database moved there). One stat per transaction."""
+    known = connection.info.get(_FILE_KEY)
+    if known is None:
+        return
+    path, dev, ino = known
+    try:
+        st = os.stat(path)
+        now = "replaced by another file" if (st.st_dev, st.st_ino) != (dev, ino) else None
+    except FileNotFoundError:
+        now = "deleted"
+    except OSError:
+        return  # unreadable for a moment (permissions, NFS): SQLite reports what matters itself
+    if now is not None:
+        raise DatabaseFileGone(
+            f"The SQLite database '{path}' was {now} while this process had it open. What was recorded in it since is "
+            "gone with it, so nothing more is written. Restore the file (or point --db at a new one) and run the same "
+            "command again: finished trials in the restored file are skipped, the rest run again."
+        )
 
 
 def _enable_wal(cursor: Any, tries: int = 100) -> None:
@@ -110,6 +142,7 @@ def _enable_wal(cursor: Any, tries: int = 100) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
+    _check_same_file(connection)
     write = connection.get_execution_options().get(WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fptlab.errors import DataNotFoundError, FptlabError
 from fptlab.plan import resolve_here
-from fptlab.store import StoreError, new_owner_id
+from fptlab.store import DatabaseFileGone, StoreError, new_owner_id
 from fptlab.sweep.executor import FINISHED_STATUSES, SweepOptions, init_ray, owner_is_dead_here
 from fptlab.sweep.grid import Cell
 from fptlab.tasks.base import Missing
@@ -170,6 +170,8 @@ def _run_on_ray(ray: Any, store: Any, todo: list[Cell], opts: SweepOptions, view
         # within it; if not, the error says how the next sweep hands them back.
         try:
             released = store.release(owner, "interrupted", outage_seconds=store.outage_seconds)
+        except DatabaseFileGone:
+            raise  # there is nothing left to hand back
         except StoreError as e:
             raise StoreError(
                 f"{e} The trials this sweep was running are left 'running': the next `fptlab sweep` on this host "
