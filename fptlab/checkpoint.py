@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fptlab.errors import FptlabError
+from fptlab.errors import FptlabError, FptlabWarning
 
 KEEP = 2  # checkpoints each writer keeps: the newest, and one to fall back to if it is damaged
 LEGACY_FILE = "checkpoint.pt"  # the single file older fptlab versions wrote
@@ -44,7 +44,7 @@ NAME = re.compile(r"^checkpoint-(?P<tag>[0-9a-f]{8})-a(?P<attempt>\d+)-s(?P<step
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-class CheckpointWarning(UserWarning):
+class CheckpointWarning(FptlabWarning):
     """A checkpoint was ignored, set aside or refused; the run continues without it."""
 
 

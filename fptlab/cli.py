@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fptlab.errors import FptlabError
+from fptlab.errors import FptlabError, FptlabWarning
 
 app = typer.Typer(
     help="fptlab: Frozen Pretrained Transformer experiments (Lu et al., 'Pretrained Transformers As Universal "
@@ -206,6 +206,17 @@ _register_sweep_commands()
 
 
 def main() -> None:
+    import warnings
+
+    plain = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+        # fptlab's own warnings are messages for the user, not for the developer of the line that raised them.
+        if issubclass(category, FptlabWarning):
+            return f"Warning: {message}\n"
+        return plain(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
     app()
 
 

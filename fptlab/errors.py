@@ -21,3 +21,8 @@ class DataNotFoundError(FptlabError):
 
 class IncompatibleError(FptlabError):
     """Two valid choices that cannot be combined (e.g. a sequence longer than a backbone's positions)."""
+
+
+class FptlabWarning(UserWarning):
+    """Something a user should know that does not stop the command (a checkpoint set aside, a trial
+    another driver took over); the CLI prints it as one `Warning: ...` line."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fptlab.errors import DataNotFoundError, FptlabError
+from fptlab.errors import DataNotFoundError, FptlabError, FptlabWarning
 from fptlab.plan import resolve_here
 from fptlab.store import DatabaseFileGone, StoreError, new_owner_id
 from fptlab.sweep.executor import FINISHED_STATUSES, SweepOptions, init_ray, owner_is_dead_here
@@ -137,7 +137,7 @@ def _run_on_ray(ray: Any, store: Any, todo: list[Cell], opts: SweepOptions, view
     from ray import tune
 
     from fptlab.sweep.trainable import fpt_trainable
-    from fptlab.sweep.tune_glue import ClaimingSearcher, StoreCallback
+    from fptlab.sweep.tune_glue import ClaimingSearcher, LostTrialStopper, StoreCallback
 
     callback = StoreCallback(store, owner, opts, view)
     searcher = ClaimingSearcher(store, todo, owner, host, opts, view)
@@ -151,6 +151,7 @@ def _run_on_ray(ray: Any, store: Any, todo: list[Cell], opts: SweepOptions, view
         run_config=tune.RunConfig(
             name=f"sweep-{owner.rsplit(':', 1)[-1]}", storage_path=str((opts.storage / "tune").resolve()),
             failure_config=tune.FailureConfig(max_failures=opts.retries), callbacks=[callback], verbose=0,
+            stop=LostTrialStopper(callback),
         ),
     )
     interrupted = False
@@ -163,7 +164,7 @@ def _run_on_ray(ray: Any, store: Any, todo: list[Cell], opts: SweepOptions, view
         # written or read back, e.g. on a full disk: the trials have ended and the database, not
         # Tune's result grid, holds what happened to each, so report that rather than abort.
         warnings.warn(f"Ray Tune could not write or read its own files under {opts.storage}: {type(e).__name__}: {e}. "
-                      "Each cell's outcome is in the database (see the summary below).", stacklevel=1)
+                      "Each cell's outcome is in the database (see the summary below).", FptlabWarning, stacklevel=1)
     finally:
         # Trials this driver still holds end 'interrupted'. After a database outage longer than the
         # budget, this one call gets a fresh budget: trials end 'interrupted' if the database returns

@@ -1,5 +1,6 @@
-"""The two pieces that tie Ray Tune to the store: a search algorithm that claims cells, and a
-driver-side callback that writes what workers report and keeps leases fresh."""
+"""The pieces that tie Ray Tune to the store: a search algorithm that claims cells, a driver-side
+callback that writes what workers report and keeps leases fresh, and a stopper that ends the trials
+this driver no longer owns (its lease lapsed and another driver took them over)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 from ray.tune.search import Searcher
 
 from fptlab.bodies import TRIAL_PREFIX, locate_body, trial_hash
 from fptlab.checkpoint import CheckpointWarning
-from fptlab.errors import DataNotFoundError
+from fptlab.errors import DataNotFoundError, FptlabWarning
 from fptlab.sinks import decode_float
 from fptlab.store import StoreSink
 from fptlab.sweep.executor import SweepOptions
 from fptlab.sweep.grid import Cell
 from fptlab.sweep.trainable import EVENT, PAYLOAD, ROWS
+
+
+TAKEN_OVER = "taken over by another driver"  # how a lost trial ends in this driver's view
+
+
+class LeaseLostWarning(FptlabWarning):
+    """This driver lost a trial's lease to another driver: the trial is stopped here."""
 
 
 class ClaimingSearcher(Searcher):
@@ -159,6 +167,8 @@ class StoreCallback(Callback):
         self._last_beat = 0.0
         self.sinks: dict[str, StoreSink] = {}
         self.finished: dict[str, str] = {}
+        self.lost: set[str] = set()  # config hashes taken over by another driver
+        self.lost_trials: set[str] = set()  # their Tune trial ids: `LostTrialStopper` ends them here
 
     @staticmethod
     def _hash(trial: Any) -> str:
@@ -174,10 +184,15 @@ class StoreCallback(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         config_hash = self._hash(trial)
+        if config_hash in self.lost:
+            return  # a late report of a trial another driver now runs: not ours to record
         sink = self._sink(config_hash)
         # Rows first: once another driver has taken this cell over, the sink drops our worker's values.
         sink.add_rows([(step, key, decode_float(value)) for step, key, value in result.get(ROWS, [])])
         sink.flush()
+        if sink.stale:
+            self._lose(trial)
+            return
         payload = {k: decode_float(v) for k, v in result.get(PAYLOAD, {}).items()}
         event = result.get(EVENT)
         if event == "start":
@@ -200,8 +215,27 @@ class StoreCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         config_hash = self._hash(trial)
+        if config_hash in self.lost:
+            return
         self._sink(config_hash).fail(_error_text(trial))
         self._done(config_hash, "failed", None)
+
+    def _lose(self, trial: Any) -> None:
+        """Another driver took this trial over (this driver's lease lapsed, e.g. while it was stalled):
+        record nothing more of it, and let `LostTrialStopper` end our worker's run at its next report,
+        so it stops spending the CPUs and writing checkpoints of an attempt nobody will resume."""
+        config_hash = self._hash(trial)
+        self.lost_trials.add(trial.trial_id)
+        if config_hash in self.lost:
+            return
+        self.lost.add(config_hash)
+        self.sinks.pop(config_hash, None)
+        self.finished[config_hash] = TAKEN_OVER
+        warnings.warn(
+            f"trial {config_hash}: another driver took it over (this driver's lease of {self.opts.lease_seconds:g} s lapsed "
+            "without a heartbeat); stopping it here, it finishes there.", LeaseLostWarning, stacklevel=1,
+        )
+        self.view.finished(config_hash, TAKEN_OVER, None)
 
     def _done(self, config_hash: str, status: str, accuracy: Any) -> None:
         self.sinks.pop(config_hash, None)
@@ -217,9 +251,29 @@ class StoreCallback(Callback):
             return
         self._last_beat = now
         # PENDING trials hold a claim too (Tune asks for the next cell before resources free up).
-        running = [self._hash(t) for t in trials if t.status in ("RUNNING", "PENDING") and self._hash(t) not in self.finished]
-        if running:
-            self.store.heartbeat(running, self.owner)
+        live = [t for t in trials if t.status in ("RUNNING", "PENDING") and self._hash(t) not in self.finished]
+        running = [self._hash(t) for t in live]
+        if running and self.store.heartbeat(running, self.owner) < len(running):
+            states = self.store.trial_states(running)
+            for trial in live:
+                state = states.get(self._hash(trial)) or {}
+                if state.get("owner") != self.owner or state.get("status") != "running":
+                    self._lose(trial)
+
+
+class LostTrialStopper(Stopper):
+    """Stops, at its next report, each trial `StoreCallback` found taken over by another driver. (Tune
+    asks the stopper before the callbacks see a result, so the report that reveals the loss is
+    dropped by the callback and the one after it stops the trial.)"""
+
+    def __init__(self, callback: StoreCallback) -> None:
+        self.callback = callback
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return trial_id in self.callback.lost_trials
+
+    def stop_all(self) -> bool:
+        return False
 
 
 def _error_text(trial: Any) -> str:

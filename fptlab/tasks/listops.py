@@ -40,7 +40,7 @@ from typing import Literal
 
 import numpy as np
 
-from fptlab.errors import DataNotFoundError
+from fptlab.errors import DataNotFoundError, FptlabWarning
 from fptlab.tasks import _listops_gen as gen
 from fptlab.tasks import register_task
 from fptlab.tasks.base import ArraySplit, Missing, Task, TaskData, TaskSpec, data_rng
@@ -268,7 +268,7 @@ def _try_save(path: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         _save_npz(path, arrays)
     except OSError as e:  # a read-only data dir only costs regenerating next time
-        warnings.warn(f"ListOps: could not cache {path} ({e}); it will be rebuilt next time.", stacklevel=3)
+        warnings.warn(f"ListOps: could not cache {path} ({e}); it will be rebuilt next time.", FptlabWarning, stacklevel=3)
 
 
 def _read_cache(path: Path) -> dict[str, tuple[gen.Ragged, np.ndarray]] | None:
