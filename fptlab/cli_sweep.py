@@ -112,7 +112,19 @@ def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool, retry_fa
             "--retry-failed to give failed cells new attempts.",
             err=True,
         )
+        for config_hash, why in _errors(store, [h for h, s in sorted(rest.items()) if s == "failed"]):
+            typer.echo(f"  {config_hash}: {why}", err=True)
         raise typer.Exit(1)
+
+
+def _errors(store: Any, hashes: list[str], shown: int = 10) -> list[tuple[str, str]]:
+    """(hash, the last line of its recorded error) for the first `shown` failed trials of `hashes`."""
+    states = store.trial_states(hashes[:shown])
+    out = []
+    for config_hash in hashes[:shown]:
+        lines = [line.strip() for line in str((states.get(config_hash) or {}).get("error") or "").splitlines() if line.strip()]
+        out.append((config_hash, lines[-1][:400] if lines else "no error recorded"))
+    return out
 
 
 def _held_by_live_peers(store: Any, hashes: list[str], lease: float) -> dict[str, str]:

@@ -271,6 +271,8 @@ def test_bit_transfer_waits_for_its_source_and_orphans_fail_clearly(db_url, tmp_
         (body,) = store.artifacts(source["config_hash"], kind="body")
         assert Path(body["location"]) == (tmp_path / "runs" / "trials" / source["config_hash"] / "body").resolve()
         assert "Cannot start: its weights come from trial 0123456789abcdef, which is not in the database" in orphan["error"]
+        # The summary says why each failed cell failed, not only that it did.
+        assert f"  {orphan['config_hash']}: Cannot start: its weights come from trial 0123456789abcdef" in proc.stderr
         assert source["torch_version"] and source["transformers_version"] and source["fptlab_version"] == fptlab.__version__
     finally:
         store.close()
