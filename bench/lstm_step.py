@@ -5,7 +5,7 @@ Both sides are full FPT models built by `fptlab.model.build_model` for a dense t
 each sequence length in `--tokens` (default 64 and 512, the lengths of the paper's image and ListOps
 tasks). Each trains what the paper trains when frozen (its family's default `train`, Table 3): the LSTM
 (3 layers × 768, Section 3.3) its input, output and layer norms; GPT-2 also its positions. One step =
-`fptlab.train.train_step` (forward, backward, gradient clipping, Adam from `fptlab.train.make_optimizer`),
+`fptlab.steps.train_step` (forward, backward, gradient clipping, Adam from `fptlab.steps.make_optimizer`),
 fp32, on the CPU, with the same input tensors for both.
 
 Method, per length: `--warmup` untimed steps per side, then rounds that time one step of each side,
@@ -46,8 +46,8 @@ from fptlab.backbones import BACKBONES
 from fptlab.backbones.lstm import _torch_classes
 from fptlab.config import config_from_dict
 from fptlab.model import apply_trainable, build_model
+from fptlab.steps import make_optimizer, seed_everything, train_step
 from fptlab.tasks.base import TaskSpec
-from fptlab.train import make_optimizer, seed_everything, train_step
 
 N_CLASSES = 10
 SIDES = ("lstm", "gpt2")

@@ -41,8 +41,8 @@ from fptlab.cached import compute_features, output_head  # noqa: E402
 from fptlab.config import config_from_dict  # noqa: E402
 from fptlab.errors import FptlabError  # noqa: E402
 from fptlab.model import apply_trainable, build_model  # noqa: E402
+from fptlab.steps import make_optimizer, train_step  # noqa: E402
 from fptlab.tasks.base import ArraySplit, TaskData, TaskSpec, identity_encode  # noqa: E402
-from fptlab.train import make_optimizer, train_step  # noqa: E402
 
 SHAPES = {  # the paper's tasks: (spec, train-set size for the per-epoch estimate)
     "listops": (TaskSpec("tokens", 15, 512, n_classes=10), 96_000),

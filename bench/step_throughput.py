@@ -6,8 +6,8 @@ the last token, with only the input and output layers, the position table and th
 trainable, optimised by Adam (lr 1e-3) with gradient-norm clipping 1.0 and cross-entropy. The shapes
 default to the paper's CIFAR-10 (64 tokens × 48 features, 10 classes) at batch 16.
 
-- fptlab side: `fptlab.model.build_model` + `apply_trainable(PAPER_GROUPS)` + `fptlab.train.make_optimizer`,
-  timed through the real `fptlab.train.train_step` with a RunConfig whose precision is fp32 or bf16.
+- fptlab side: `fptlab.model.build_model` + `apply_trainable(PAPER_GROUPS)` + `fptlab.steps.make_optimizer`,
+  timed through the real `fptlab.steps.train_step` with a RunConfig whose precision is fp32 or bf16.
 - baseline: written out below in the style of the paper's released code: `GPT2Model(GPT2Config())`
   called with `inputs_embeds`, parameters frozen by name (all position rows trainable, as there),
   `zero_grad / forward / loss.backward / clip_grad_norm_ / step / loss.item()`; bf16 wraps the forward
@@ -53,8 +53,8 @@ from fptlab.backbones.gpt2 import SIZES
 from fptlab.config import PAPER_GROUPS, config_from_dict
 from fptlab.model import apply_trainable, build_model
 from fptlab.plan import task_spec
+from fptlab.steps import make_optimizer, pick_device, seed_everything, train_step
 from fptlab.tasks.base import TaskSpec
-from fptlab.train import make_optimizer, pick_device, seed_everything, train_step
 
 INPUT_DIM, N_CLASSES = 48, 10  # CIFAR-10 as the reference fed it: 4×4×3 patches
 PRECISIONS = ("fp32", "bf16")

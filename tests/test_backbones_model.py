@@ -16,8 +16,8 @@ from fptlab.config import config_from_dict
 from fptlab.errors import DataNotFoundError, FptlabError, IncompatibleError
 from fptlab.model import apply_trainable, build_model, count_parameters, parameter_groups, parameter_layers
 from fptlab.plan import resolve_config, summarize
+from fptlab.steps import make_optimizer, train_step
 from fptlab.tasks import TaskSpec
-from fptlab.train import make_optimizer, train_step
 
 DENSE = TaskSpec("dense", 3, 6, n_classes=4)
 TOKENS = TaskSpec("tokens", 11, 6, n_classes=4)

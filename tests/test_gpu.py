@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fptlab.config import config_from_dict
-from fptlab.train import pick_device, train
+from fptlab.steps import pick_device
+from fptlab.train import train
 from tests.conftest import TINY_OPTIONS
 
 pytestmark = pytest.mark.gpu

@@ -13,8 +13,9 @@ from fptlab.backbones import BACKBONES
 from fptlab.config import config_from_dict
 from fptlab.model import apply_trainable, build_model
 from fptlab.sinks import JsonlSink, read_jsonl
+from fptlab.steps import BatchOrder, make_optimizer, train_step
 from fptlab.tasks import TaskSpec
-from fptlab.train import BatchOrder, make_optimizer, train, train_step
+from fptlab.train import train
 from tests.conftest import TINY_OPTIONS
 
 

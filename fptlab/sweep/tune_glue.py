@@ -21,7 +21,6 @@ from fptlab.sweep.executor import SweepOptions
 from fptlab.sweep.grid import Cell
 from fptlab.sweep.trainable import EVENT, PAYLOAD, ROWS
 
-
 TAKEN_OVER = "taken over by another driver"  # how a lost trial ends in this driver's view
 
 
