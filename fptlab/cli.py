@@ -81,9 +81,14 @@ def run(
     out: Annotated[Path, typer.Option("--out", help="Folder for run folders: OUT/<config hash>/ holds metrics.jsonl, checkpoint.pt and artifacts (body/, attention maps).")] = Path("runs"),
     data_dir: DataDirOpt = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch intra-op threads (default: torch's own, $OMP_NUM_THREADS or the physical cores). A sweep trial uses its --cpus-per-trial: the same count reproduces its curve exactly.")] = None,
 ) -> None:
     """Train one FPT configuration and report test accuracy and parameter counts."""
     with user_errors():
+        if threads is not None and threads < 1:
+            from fptlab.errors import FptlabError
+
+            raise FptlabError(f"--threads must be a positive number of CPU threads, got {threads}. Drop it to use torch's default.")
         from fptlab.cli_checks import existing_folder_or_absent, writable_folder
         from fptlab.config import config_from_dict
         from fptlab.plan import resolve_config, summarize
@@ -101,7 +106,7 @@ def run(
                 typer.echo(json.dumps(_clean({"status": "dry_run", **summary.as_dict()})))
             return
         writable_folder("--out", out)
-        result = _train(cfg, out, data_dir, progress)
+        result = _train(cfg, out, data_dir, progress, threads)
         payload = _clean(result.as_dict())
         _print_result(say, payload, out / cfg.hash)
         if json_out:
@@ -110,13 +115,14 @@ def run(
             raise typer.Exit(3)
 
 
-def _train(cfg: Any, out: Path, data_dir: Path | None, progress: bool) -> Any:
+def _train(cfg: Any, out: Path, data_dir: Path | None, progress: bool, threads: int | None = None) -> Any:
     from fptlab.sinks import JsonlSink
     from fptlab.train import train
 
     run_dir = out / cfg.hash
     weights = _trial_weights(cfg.weights, out)
-    return train(cfg, JsonlSink(run_dir / "metrics.jsonl"), data_dir=data_dir, run_dir=run_dir, weights_path=weights, progress=progress)
+    return train(cfg, JsonlSink(run_dir / "metrics.jsonl"), data_dir=data_dir, run_dir=run_dir, weights_path=weights, progress=progress,
+                 threads=threads)
 
 
 def _trial_weights(weights: str, out: Path) -> Path | None:

@@ -150,6 +150,7 @@ CASES = [
     case("run-steps-too-large", "run", "--task", "bit_xor", "--steps", "2147483648", "--dry-run", says=("'steps' = 2147483648",)),
     case("run-steps-not-a-number", "run", "--task", "bit_xor", "--steps", "ten", says="Invalid value for '--steps'", exit_code=2),
     case("run-lr-nan", "run", "--task", "bit_xor", "--lr", "nan", "--dry-run", says=("'lr'", "got nan")),
+    case("run-threads-zero", "run", "--task", "bit_xor", "--threads", "0", says=("--threads", "got 0")),
     case("run-set-without-value", "run", "--task", "bit_xor", "--set", "lr", says=("--set 'lr'", "KEY=VALUE")),
     case("run-set-unknown-key", "run", "--task", "bit_xor", "--set", "bit_xor.nbits=3", says=("'bit_xor.nbits'", "Did you mean 'bit_xor.n_bits'?")),
     case("run-set-seed-fraction", "run", "--task", "bit_xor", "--set", "seed=1.5", says=("'seed' must be an integer", "1.5")),

@@ -391,7 +391,7 @@ def test_threads_are_pinned_recorded_and_restored(data_dir):
 def test_a_sweep_trial_and_fptlab_run_give_identical_curves(monkeypatch, data_dir, tmp_path):
     """Issue 8 item 11: the same config gave 0.7724 in a sweep and 0.7707 with `fptlab run` on one
     machine, because the Ray worker's torch used another thread count. The trial now pins its threads
-    to the CPUs it holds; `fptlab run` keeps torch's setting (OMP_NUM_THREADS, else physical cores)."""
+    to the CPUs it holds; `fptlab run --threads N` pins N (default: torch's own setting)."""
     from ray import tune
 
     from fptlab.sinks import read_jsonl
@@ -399,9 +399,9 @@ def test_a_sweep_trial_and_fptlab_run_give_identical_curves(monkeypatch, data_di
 
     cfg = tiny(task="bit_memory", backbone="bert-tiny", steps=6, eval_every=3)
     (tmp_path / "run.toml").write_text(_toml(cfg.to_dict()))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "FPTLAB_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "FPTLAB_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}  # --threads wins
     cmd = [sys.executable, "-m", "fptlab.cli", "run", "--config", str(tmp_path / "run.toml"), "--out", str(tmp_path / "out"),
-           "--data-dir", str(data_dir), "--no-progress"]
+           "--data-dir", str(data_dir), "--no-progress", "--threads", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     records = read_jsonl(tmp_path / "out" / cfg.hash / "metrics.jsonl")
