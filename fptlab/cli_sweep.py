@@ -92,9 +92,10 @@ def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool, retry_fa
     outcome = run_sweep(spec, store, opts, cells=cells, show_progress=progress, retry_failed=retry_failed)
     typer.echo(f"sweep '{spec.name}': {outcome.cells} cells, {outcome.skipped} already done, {len(outcome.ran)} run now")
     _print_summary(store, spec, cells)
-    if outcome.interrupted:
-        typer.echo("interrupted: running trials were marked 'interrupted'; run the same command again to resume them.", err=True)
-        raise typer.Exit(130)
+    if outcome.interrupted or outcome.signal:
+        by = "terminated (SIGTERM)" if outcome.signal else "interrupted"
+        typer.echo(f"{by}: running trials were marked 'interrupted'; run the same command again to resume them.", err=True)
+        raise typer.Exit(128 + outcome.signal if outcome.signal else 130)
     statuses = store.statuses([c.hash for c in cells])
     unfinished = {h: s for h, s in statuses.items() if s not in ("completed", "diverged")}
     peers = _held_by_live_peers(store, [h for h, s in unfinished.items() if s == "running"], opts.lease_seconds)

@@ -3,8 +3,12 @@ packages, pretrained weights), register them in the store, run what is not finis
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ class SweepOutcome:
     skipped: int  # already finished before this sweep
     ran: dict[str, str]  # config hash -> final status of the trials this sweep ran
     interrupted: bool = False
+    signal: int | None = None  # the signal that stopped it (SIGTERM), if not Ctrl-C
 
 
 @dataclass
@@ -106,13 +111,41 @@ def run_sweep(
             return outcome
         view = SweepView(len(cells), outcome.skipped, enabled=show_progress)
         try:
-            outcome.ran, outcome.interrupted = _run_on_ray(ray, store, todo, opts, view)
+            with _sigterm_as_interrupt() as received:
+                outcome.ran, outcome.interrupted = _run_on_ray(ray, store, todo, opts, view)
+            outcome.signal = received[0] if received else None
         finally:
             view.close()
         return outcome
     finally:
         if ray is not None:
             ray.shutdown()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM (a scheduler's kill, `docker stop`) ends the sweep the way Ctrl-C does: Tune stops its
+    trials, running ones are marked `interrupted`, the summary prints. (Ray's own handler, installed
+    by ray.init, raises SystemExit wherever the driver happens to be, which skipped the summary and
+    once in six chaos runs aborted the interpreter on the way out.) The list receives the signal."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        received.append(signum)
+        handler = signal.getsignal(signal.SIGINT)  # Tune's graceful stop while it runs; a 2nd time: KeyboardInterrupt
+        if callable(handler) and handler is not on_sigterm:
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def known_statuses(store: Any, hashes: list[str]) -> dict[str, str]:

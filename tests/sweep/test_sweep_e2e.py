@@ -174,7 +174,9 @@ def test_two_concurrent_drivers_run_each_cell_once(db_url, tmp_path):  # noqa: F
     store.close()
 
 
-def test_ctrl_c_marks_running_trials_interrupted_and_leaves_no_ray(db_url, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("sig, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_ctrl_c_marks_running_trials_interrupted_and_leaves_no_ray(db_url, tmp_path, sig, exit_code):  # noqa: F811
+    """Ctrl-C, and SIGTERM (a scheduler's kill) the same way: trials interrupted, the summary printed."""
     if not db_url.startswith("sqlite"):
         pytest.skip("the same code path on both dialects; exercised on SQLite")
     spec = write_spec(tmp_path, steps=2000, eval_every=100, seeds=(0,))
@@ -182,9 +184,13 @@ def test_ctrl_c_marks_running_trials_interrupted_and_leaves_no_ray(db_url, tmp_p
     try:
         _wait_for(lambda: any(r["status"] == "running" for r in trials_by_hash(db_url).values()), 120, "a running trial")
         time.sleep(2)
-        os.kill(driver.pid, signal.SIGINT)
+        os.kill(driver.pid, sig)
         code = driver.wait(timeout=120)
-        assert code == 130
+        (log,) = tmp_path.glob("driver-*.log")
+        text = log.read_text()
+        assert code == exit_code, text[-2000:]
+        assert "run the same command again to resume them" in text and "Traceback" not in text
+        assert "2 cells, 0 already done" in text  # the summary printed
         statuses = sorted(r["status"] for r in trials_by_hash(db_url).values())
         assert "interrupted" in statuses and "running" not in statuses
         time.sleep(3)
