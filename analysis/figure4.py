@@ -3,7 +3,7 @@ experiments/figure4.toml, one label set, variant fpt x task bit_memory (Table 2'
 Memory, 3 seeds, which record `attention` artifacts); offline counterpart
 experiments/offline/figure4.toml (MiniLM, bidirectional; the reduced Bit Memory of 3 strings x 6 tokens).
 
-Drawn as Figure 3 (analysis/figure3.py): the first seed's probe examples side by side, titled with the
+Drawn as Figure 3 (analysis/_attention.py): the first seed's probe examples side by side, titled with the
 string each query recalls, and the map averaged over examples and seeds; dashed lines separate the
 strings and the query. Since the recalled string differs between examples, the average blurs it; the
 caption gives, per example, the query rows' attention on the recalled string against each other string.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fptlab.analysis.figure3 import draw_attention, load
+from fptlab.analysis._attention import draw_attention, load
 
 from fptlab.report import Figure
 

@@ -3,7 +3,7 @@ initialised transformer on Bit XOR. Spec: experiments/figure5.toml, one label se
 task bit_xor (Table 2's Random cells on Bit XOR, 3 seeds, which record `attention` artifacts); offline
 counterpart experiments/offline/figure5.toml (random MiniLM, bidirectional).
 
-Drawn as Figure 3 (analysis/figure3.py). The paper's point is a comparison: the random transformer
+Drawn as Figure 3 (analysis/_attention.py). The paper's point is a comparison: the random transformer
 "also learns to correlate the two diagonal elements [...] although the magnitude of the diagonals is
 lower". So a note sets this figure's attention mass on the XOR partners beside FPT's, read from Figure
 3's spec (the same Table 2 runs, variant fpt) when those maps are in the database too.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fptlab.analysis import figure3
+from fptlab.analysis import _attention, figure3
 
 from fptlab.report import Figure
 
@@ -21,8 +21,8 @@ WHERE = {"variant": "random", "task": "bit_xor"}
 
 
 def draw(ctx: Any) -> list[tuple[str, Any]]:
-    random = figure3.load(ctx, WHERE)
-    out = figure3.draw_attention(ctx, random, "Random init", "the random frozen transformer")
+    random = _attention.load(ctx, WHERE)
+    out = _attention.draw_attention(ctx, random, "Random init", "the random frozen transformer")
     ours = random.partner_mass()
     if ours is None:
         return out
@@ -39,7 +39,7 @@ def draw(ctx: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def _fpt_maps(ctx: Any) -> figure3.AttentionRuns | None:
+def _fpt_maps(ctx: Any) -> _attention.AttentionRuns | None:
     """Figure 3's maps (its spec, this report's database and --offline setting), without its notes."""
     from fptlab.errors import FptlabError
     from fptlab.report.engine import FigureContext
@@ -52,7 +52,7 @@ def _fpt_maps(ctx: Any) -> figure3.AttentionRuns | None:
     except FptlabError:
         return None
     snap = Snapshot.read(ctx.store, [c.hash for c in cells.cells])
-    return figure3.load(FigureContext(figure3.FIGURE, cells, snap, options, ctx.tables, ctx.store), figure3.WHERE)
+    return _attention.load(FigureContext(figure3.FIGURE, cells, snap, options, ctx.tables, ctx.store), figure3.WHERE)
 
 
 FIGURE = Figure(
