@@ -34,6 +34,10 @@ Faults (PG = PostgreSQL only; SQ = SQLite only):
   two-drivers        PG  two drivers start at once on one database and spec
   full-disk              --storage on a tiny tmpfs: a clear "no space left"; room is made; run again
   worker-kill-9          the Ray worker process running a trial is killed; Tune retries it
+  node-kill              a two-node Ray cluster on this host (--address): the node running a trial is
+                         killed after a second node joined; Tune retries the trial there, from its checkpoint
+  driver-kill-leftovers SQ kill -9 of the driver, Ray's agents frozen first (they linger ~1 min anyway);
+                         the rerun must end every Ray process the killed driver left behind
   db-deleted         SQ  the SQLite file is deleted mid-sweep: the driver must stop with a clear error
   stalled-driver     PG  the driver is frozen (SIGSTOP) past its lease, a second driver takes its cells
                          over, the first is thawed: its stale worker must not break the curves
@@ -312,11 +316,141 @@ def ray_workers(ray_tmp: Path) -> list[int]:
     return sorted(found)
 
 
+def process_tree(root: int) -> dict[int, tuple[int, str]]:
+    """{pid: (start time in ticks, title)} of `root` and every live process descended from it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if (known := _identity(pid)) is not None:
+            out[pid] = known
+        todo += children.get(pid, [])
+    return out
+
+
+def _identity(pid: int) -> tuple[int, str] | None:
+    """(start ticks, title) of a live (not zombie) process, or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").strip()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in "ZX" else (int(fields[19]), title)
+
+
+def still_alive(processes: dict[int, tuple[int, str]]) -> dict[int, tuple[int, str]]:
+    """Those of `processes` (as `process_tree` lists them) that still run: same pid, same start time."""
+    return {pid: known for pid, known in processes.items() if (now := _identity(pid)) is not None and now[0] == known[0]}
+
+
+def kill_ray_processes_in(folder: Path) -> int:
+    """SIGKILL this user's Ray processes that use `folder` (a Ray temp folder of ours: command line or
+    open files in it); how many. Never touches a Ray of anyone else's temp folder."""
+    from fptlab.sweep.cleanup import session_processes
+
+    found = session_processes(str(folder))
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(found)
+
+
+def report_pids(storage: Path, config_hash: str) -> list[int]:
+    """The worker pid of each report of one cell, in order, from Tune's result.json files."""
+    pids = []
+    for path in sorted((storage / "tune").glob("*/*/result.json")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("config", {}).get("config_hash") == config_hash and "pid" in record:
+                pids.append(int(record["pid"]))
+    return pids
+
+
+class LocalCluster:
+    """A multi-node Ray cluster on this host (`ray.cluster_utils.Cluster`) in our own Ray temp folder:
+    a head node with no CPU (no trial runs there; sweep drivers connect to it) and worker nodes of
+    1 CPU each, added and killed at will. `close` shuts it down and kills whatever is left in the folder."""
+
+    def __init__(self, ray_tmp: Path) -> None:
+        self.ray_tmp = ray_tmp
+        self.cluster: Any = None
+        self._saved: str | None = None
+
+    def start(self) -> LocalCluster:
+        from ray.cluster_utils import Cluster
+
+        self._saved = os.environ.get("RAY_TMPDIR")
+        os.environ["RAY_TMPDIR"] = str(self.ray_tmp)  # Ray reads it when the nodes start
+        # shutdown_at_exit=False: no exit hooks, no reaper, and this process's group is left as it is.
+        self.cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0}, shutdown_at_exit=False)
+        return self
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def add_node(self) -> Any:
+        return self.cluster.add_node(num_cpus=1)
+
+    def trial_workers(self, node: Any) -> list[int]:
+        """Pids of the Ray workers running a trial (`ray::ImplicitFunc...`) on `node`: its raylet's children."""
+        raylet = node.all_processes["raylet"][0].process.pid
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == raylet and \
+                        (stat.parent / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
+                    found.append(int(stat.parent.name))
+            except (OSError, IndexError, ValueError):
+                continue
+        return sorted(found)
+
+    def freeze_trials(self, node: Any) -> list[int]:
+        """SIGSTOP the trial workers of `node`, so its trials stay where they are until the node is killed."""
+        workers = self.trial_workers(node)
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        return workers
+
+    def kill_node(self, node: Any, workers: Iterable[int] = ()) -> None:
+        """The node dies at once: its Ray processes are SIGKILLed, then its (frozen) trial `workers`."""
+        self.cluster.remove_node(node, allow_graceful=False)
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        try:
+            if self.cluster is not None:
+                self.cluster.shutdown()
+        except Exception:  # noqa: BLE001 - a node already gone; what is left is killed below
+            pass
+        finally:
+            kill_ray_processes_in(self.ray_tmp)
+            if self._saved is None:
+                os.environ.pop("RAY_TMPDIR", None)
+            else:
+                os.environ["RAY_TMPDIR"] = self._saved
+
+
 class Driver:
     """One `fptlab sweep` process, in its own process group (Ray's daemons join it)."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
         self.log = log
+        self.started = time.monotonic()
         with open(log, "w") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
 
@@ -413,6 +547,7 @@ class Lab:
             driver.reap()
         for cleanup in reversed(self.cleanups):
             cleanup()
+        kill_ray_processes_in(self.ray_tmp)  # e.g. a frozen agent a fault left behind
         for url in self.urls:
             self.backend.drop(url)
         shutil.rmtree(self.ray_tmp, ignore_errors=True)
@@ -421,9 +556,12 @@ class Lab:
         else:
             print(f"  (kept {self.dir})", file=sys.stderr)
 
-    def start(self, *extra: str, url: str | None = None, env: dict[str, str] | None = None, cpus: int = 2) -> Driver:
+    def start(self, *extra: str, url: str | None = None, env: dict[str, str] | None = None, cpus: int = 2,
+              address: str | None = None) -> Driver:
+        """A sweep on embedded Ray with `cpus` CPUs, or joining the cluster at `address`."""
+        ray_args = ["--address", address] if address else ["--num-cpus", str(cpus)]
         cmd = [sys.executable, "-m", "fptlab.cli", "sweep", str(self.spec), "--db", url or self.url,
-               "--storage", str(self.storage), "--num-cpus", str(cpus), "--no-progress", *extra]
+               "--storage", str(self.storage), *ray_args, "--no-progress", *extra]
         full_env = {k: v for k, v in os.environ.items() if k != "FPTLAB_DB"}
         full_env.update(FPTLAB_OFFLINE="1", HF_HUB_OFFLINE="1", RAY_TMPDIR=str(self.ray_tmp), **(env or {}))
         driver = Driver(cmd, full_env, self.dir, self.dir / f"driver-{len(self.drivers)}.log")
@@ -835,6 +973,84 @@ def worker_kill_9(backend: Any, plan: Plan) -> Verdict:
         checks = {"sweep exit 0": code == 0, "all cells completed": result.all_completed(lab.hashes)}
         return verdict(checks, result, f"killed worker {pid}; exit {code}; {resumed_from(result.final, hit)}",
                        f"attempts {sorted(t['attempts'] for t in result.final.trials.values())}", tail(driver.output) if code else "")
+
+
+MAX_OUTPUT_LINES = 15  # a sweep of a few cells through one dead node: the summary and a line or two from Ray
+
+
+def quiet_output(text: str) -> tuple[bool, str]:
+    """Whether a sweep's output is free of Ray's flood (no traceback, no raylet log dump, a few lines)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    dumps = sum("[state-dump]" in line for line in lines)
+    ok = "Traceback" not in text and not dumps and len(lines) <= MAX_OUTPUT_LINES
+    return ok, f"{len(lines)} lines of output, {text.count('Traceback')} tracebacks, {dumps} raylet log lines"
+
+
+@fault("node-kill")
+def node_kill(backend: Any, plan: Plan) -> Verdict:
+    """A Ray cluster of two nodes on this host: a head with no CPU, which the sweep joins with --address,
+    and one 1-CPU worker node. Mid-trial (the trial's worker frozen first, so it is caught mid-way) a
+    second worker node joins and the first is killed (SIGKILL of all its processes). Tune retries the
+    trial (--retries 1) on the second node, resuming from its checkpoint on the shared --storage: exit
+    0, every cell completed, the killed trial's reports after the kill come from a worker of the second
+    node, the output is not flooded (no traceback, no raylet log dump, at most 15 lines), nothing lost."""
+    with Lab(backend, plan.long, "node-kill") as lab:
+        cluster = LocalCluster(lab.ray_tmp)
+        lab.cleanups.append(cluster.close)
+        cluster.start()
+        first = cluster.add_node()
+        driver = lab.start(address=cluster.address)
+        lab.mid_trial(driver)
+        frozen = cluster.freeze_trials(first)
+        at_kill = lab.snapshot()
+        hit = [h for h in at_kill.running() if at_kill.evals(h) >= 1]  # (a claimed cell may wait, PENDING, for a CPU)
+        second = cluster.add_node()
+        cluster.kill_node(first, frozen)
+        on_second: set[int] = set()
+        while (code := driver.wait(0.2)) is None:
+            on_second.update(cluster.trial_workers(second))
+            if time.monotonic() - driver.started > 600:
+                break
+        result = lab.audit(snapshots=[at_kill])
+        moved = {h: [p for p in dict.fromkeys(report_pids(lab.storage, h)) if p not in frozen] for h in hit}
+        quiet, noise = quiet_output(driver.output)
+        checks = {"one trial worker frozen on the killed node": len(frozen) == len(hit) >= 1, "sweep exit 0": code == 0,
+                  "all cells completed": result.all_completed(lab.hashes),
+                  "retried on the second node": all(len(p) == 1 and p[0] in on_second for p in moved.values()),
+                  "resumed from a checkpoint": all((result.final.results.get(h, {}).get("resumed_from") or 0) > 0 for h in hit),
+                  "output not flooded": quiet}
+        return verdict(checks, result, f"killed the node running {len(hit)} trial(s); exit {code}; {progress(at_kill, result.final, hit)}",
+                       f"attempts {sorted(t['attempts'] for t in result.final.trials.values())}", noise,
+                       tail(driver.output) if code else "")
+
+
+@fault("driver-kill-leftovers", backends=("sqlite",))
+def driver_kill_leftovers(backend: Any, plan: Plan) -> Verdict:
+    """kill -9 of the driver (embedded Ray) mid-trial. Ray's two agents outlive it by about a minute
+    (they try to tell the dead GCS that the raylet died); here they are frozen first, so they stay
+    until killed whatever the timing. The same command again must end every Ray process the killed
+    driver left before it starts Ray, and say so; then exit 0, every cell completed, nothing lost."""
+    with Lab(backend, plan.long, "driver-kill-leftovers") as lab:
+        driver = lab.start()
+        lab.mid_trial(driver)
+        tree = process_tree(driver.pid)
+        frozen = [pid for pid, (_start, title) in tree.items() if title.startswith("ray::") and title.endswith("Agent")]
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        driver.signal(signal.SIGKILL)
+        driver.wait(30)
+        left = still_alive(tree)
+        again, out = lab.run()
+        after = still_alive(tree)
+        result = lab.audit()
+        said = "left behind by an earlier sweep" in out
+        checks = {"the frozen agents outlived the driver": bool(frozen) and all(pid in left for pid in frozen),
+                  "rerun ended all it left": not after, "rerun says so": said, "rerun exit 0": again == 0,
+                  "all cells completed": result.all_completed(lab.hashes)}
+        names = sorted({title for _start, title in left.values()})
+        return verdict(checks, result, f"{len(left)} processes outlived the driver ({', '.join(names)}); {len(after)} left after the rerun",
+                       next((line.strip() for line in out.splitlines() if "left behind by an earlier sweep" in line), ""),
+                       resumed_from(result.final, lab.hashes), tail(out) if again else "")
 
 
 @fault("db-deleted", backends=("sqlite",))
