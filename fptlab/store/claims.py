@@ -141,6 +141,20 @@ class ClaimOps(StoreBase):
             return Claim(row.config_hash, row.attempts + 1, row.status)
         return None
 
+    def next_attempt(self, config_hash: str, owner: str) -> int | None:
+        """A new attempt (fencing token) for a trial `owner` holds and restarts itself (Tune retrying it
+        after its worker or node died): attempts + 1 and a fresh heartbeat, returned; None when the trial
+        is no longer `owner`'s. The restarted worker then writes checkpoints no older worker of this
+        trial can overwrite. (A try whose reply was lost may skip a number: tokens only need to grow.)"""
+
+        def work(session: Session) -> int | None:
+            stmt = _owned([config_hash], owner).values(attempts=Trial.attempts + 1, heartbeat=self.now())
+            if session.execute(stmt).rowcount != 1:
+                return None
+            return session.scalar(select(Trial.attempts).where(Trial.config_hash == config_hash))
+
+        return self.transaction(work, write=True)
+
     def heartbeat(self, config_hashes: Sequence[str], owner: str) -> int:
         """Renew the lease of those of `config_hashes` that `owner` is running; returns how many."""
         now, renewed = self.now(), 0

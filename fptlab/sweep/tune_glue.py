@@ -206,10 +206,20 @@ class StoreCallback(Callback):
         self._beat(trials)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        # Tune restarts the failed worker with this same claim: let it resume from what is recorded now.
+        # Tune restarts the failed worker (it raised, or its process or node died) under this driver's
+        # claim. The restart is a new attempt with its own checkpoint files, so a worker of the old one
+        # that is not dead after all (a node cut off, not killed) cannot overwrite them; and it resumes
+        # from what the database records now.
         config_hash = self._hash(trial)
+        if config_hash in self.lost:
+            return
         if config_hash in self.sinks:
             self.sinks[config_hash].flush()
+        attempt = self.store.next_attempt(config_hash, self.owner)
+        if attempt is None:
+            self._lose(trial)
+            return
+        trial.config["attempt"] = attempt
         trial.config["recorded_through"] = recorded_through(self.store, config_hash)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -68,6 +68,22 @@ def test_expired_lease_is_reclaimed_and_old_owner_refused(store: Store) -> None:
     assert store.results([h]) == {h: {"test_accuracy": 0.9}}
 
 
+def test_next_attempt_is_the_owners_alone_and_only_grows(store: Store) -> None:
+    """Tune restarting a trial under its driver's claim gets a new fencing token; nobody else can."""
+    (h,) = add_cells(store, 1)
+    take(store, h, "A")
+    set_trial(store, h, heartbeat=utcnow() - timedelta(seconds=LEASE - 1))
+    assert store.next_attempt(h, "A") == 2 and store.next_attempt(h, "A") == 3
+    assert take(store, h, "B") is None  # the restart renewed A's lease too
+    assert store.next_attempt(h, "B") is None
+    set_trial(store, h, heartbeat=utcnow() - timedelta(seconds=LEASE + 5))
+    claim = take(store, h, "B", max_attempts=10)
+    assert claim is not None and claim.attempt == 4  # B's token is above every token A held
+    assert store.next_attempt(h, "A") is None
+    (trial,) = store.trials()
+    assert (trial["owner"], trial["attempts"]) == ("B", 4)
+
+
 def test_heartbeat_keeps_the_lease(store: Store) -> None:
     (h,) = add_cells(store, 1)
     take(store, h, "A")

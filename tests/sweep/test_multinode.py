@@ -110,7 +110,10 @@ def test_a_trial_on_a_killed_node_is_retried_on_another_node_from_its_checkpoint
         final = chaos.snapshot(url)
         trial = final.trials[config_hash]
         assert trial["status"] == "completed"
-        assert trial["attempts"] == 1  # Tune retried it within this sweep's claim: no new claim was needed
+        assert trial["attempts"] == 2  # Tune's retry, within this sweep's claim, is a new attempt (fencing token)
+        retried = [int(m["step"]) for p in (runs / "trials" / config_hash).glob("checkpoint-*")
+                   if (m := chaos.CHECKPOINT.match(p.name)) and m["attempt"] == "2"]
+        assert retried and max(retried) == STEPS  # the retry wrote its own files, through the last step
         resumed = int(final.results[config_hash]["resumed_from"])
         assert 0 < resumed <= through and resumed % EVAL_EVERY == 0  # from a checkpoint whose steps were recorded
         workers = list(dict.fromkeys(chaos.report_pids(runs, config_hash)))
