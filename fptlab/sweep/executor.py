@@ -207,14 +207,18 @@ def _record_embedded_session(cleanup: Any) -> None:
 MESSAGE_CHARS = 300
 REPEAT_SECONDS = 60.0  # the same pushed message again within this long is not printed again
 TUNE_CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
+# Tune's other loggers that print tracebacks in the driver: its state files could not be written
+# (e.g. a full disk under --storage), and the end of a run with failed trials.
+TUNE_LOGGERS = (TUNE_CONTROLLER_LOGGER, "ray.tune.execution.experiment_state", "ray.tune.tune")
 
 
 def quiet_ray_output() -> None:
     """Make Ray's pushed error messages and Tune's trial-failure records one line each (idempotent)."""
     _condense_pushed_errors()
-    tune_logger = logging.getLogger(TUNE_CONTROLLER_LOGGER)
-    if not any(isinstance(f, OneLineExceptions) for f in tune_logger.filters):
-        tune_logger.addFilter(OneLineExceptions())
+    for name in TUNE_LOGGERS:
+        tune_logger = logging.getLogger(name)
+        if not any(isinstance(f, OneLineExceptions) for f in tune_logger.filters):
+            tune_logger.addFilter(OneLineExceptions())
 
 
 def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
@@ -248,7 +252,8 @@ class OneLineExceptions(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None:
-            record.msg, record.args = f"{record.getMessage()}: {exception_line(exc)}", None
+            said = record.getMessage().rstrip().rstrip(":")  # e.g. "... failed with exception: "
+            record.msg, record.args = f"{said}: {exception_line(exc)}", None
             record.exc_info, record.exc_text = None, None
         return True
 

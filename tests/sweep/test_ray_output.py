@@ -58,3 +58,21 @@ def test_a_trial_failure_logs_one_line_naming_the_exception(caplog):
     assert first.getMessage() == "Trial task failed for trial fpt_trainable_1: ValueError: the loss is a string"
     assert second.getMessage() == "Trial task failed for trial fpt_trainable_2: ConnectionError: node gone"
     assert first.exc_info is None and second.exc_info is None  # no traceback printed
+
+
+def test_tunes_state_file_errors_log_one_line(caplog):
+    """A full disk under --storage: Tune could not save its experiment state and logged the traceback."""
+    executor.quiet_ray_output()
+    name = "ray.tune.execution.experiment_state"
+    assert name in executor.TUNE_LOGGERS
+    logger = logging.getLogger(name)
+    with caplog.at_level(logging.ERROR, logger=name):
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            logger.error("Saving experiment state to storage at '/runs/tune' failed with exception: ", exc_info=True)
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "Saving experiment state to storage at '/runs/tune' failed with exception: OSError: [Errno 28] No space left on device"
+    )
+    assert record.exc_info is None
