@@ -142,7 +142,10 @@ def stalled_driver(backend: Any, plan: Plan) -> Verdict:
             a.signal(signal.SIGCONT)
         codes = [a.wait(600), b.wait(600)]
         result = lab.audit(snapshots=[taken])
-        checks = {"driver B exit 0": codes[1] == 0, "all cells completed": result.all_completed(lab.hashes)}
-        return verdict(checks, result, f"A froze with {len(hit)} running, B took them over; exits A {codes[0]}, B {codes[1]}",
+        stopped = [h for h in hit if f"trial {h}: another driver took it over" in a.output]
+        checks = {"driver B exit 0": codes[1] == 0, "all cells completed": result.all_completed(lab.hashes),
+                  "A stopped the trials B took over": len(stopped) == len(hit)}
+        return verdict(checks, result, f"A froze with {len(hit)} running, B took them over, A stopped {len(stopped)} of them; "
+                       f"exits A {codes[0]}, B {codes[1]}",
                        f"attempts {sorted(t['attempts'] for t in result.final.trials.values())}",
                        tail(a.output) if codes[0] else "", tail(b.output) if codes[1] else "")
