@@ -81,9 +81,10 @@ from chaos_audit import (  # noqa: E402
     snapshot,
     try_snapshot,
 )
-from chaos_procs import Lab, LocalCluster, report_pids  # noqa: E402
+from chaos_procs import SPEC, Lab, LocalCluster, process_tree, report_pids, still_alive  # noqa: E402
 
-__all__ = ["BACKENDS", "CHECKPOINT", "FAULTS", "FULL", "Lab", "LocalCluster", "Plan", "QUICK", "Row", "Size", "Skip", "Snapshot", "audit", "fault", "main", "report_pids", "run_fault", "snapshot", "table", "try_snapshot"]
+__all__ = ["BACKENDS", "CHECKPOINT", "FAULTS", "FULL", "Lab", "LocalCluster", "Plan", "QUICK", "Row", "SPEC", "Size", "Skip", "Snapshot", "audit", "fault", "main", "process_tree", "report_pids", "run_fault",
+           "snapshot", "still_alive", "table", "try_snapshot"]
 
 
 # ---- running and reporting -------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other chaos_* mo
 
 from chaos_audit import CHECKPOINT, Audit, Size, Snapshot, audit, snapshot, try_snapshot
 
+from fptlab.sweep.cleanup import proc_stat
+
 
 # ---- processes ---------------------------------------------------------------------------------------
 def group_members(pgid: int) -> list[int]:
@@ -68,12 +70,14 @@ def process_tree(root: int) -> dict[int, tuple[int, str]]:
 
 def _identity(pid: int) -> tuple[int, str] | None:
     """(start ticks, title) of a live (not zombie) process, or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").strip()
-    except (OSError, IndexError):
+    state = proc_stat(pid)
+    if state is None or state[0] in "ZX":
         return None
-    return None if fields[0] in "ZX" else (int(fields[19]), title)
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").strip()
+    except OSError:
+        return None
+    return state[1], title
 
 
 def still_alive(processes: dict[int, tuple[int, str]]) -> dict[int, tuple[int, str]]:

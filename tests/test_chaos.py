@@ -6,20 +6,14 @@ full disk, stalled drivers, ...) take minutes: `python bench/chaos.py`."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.chaos_suite import chaos
 
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "chaos.py"
-_spec = importlib.util.spec_from_file_location("fptlab_bench_chaos", _PATH)
-chaos = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = chaos  # dataclasses look their module up while the file executes
-_spec.loader.exec_module(chaos)
+pytestmark = pytest.mark.slow
 
 
 def check_survived(row) -> None:

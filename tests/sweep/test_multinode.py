@@ -12,7 +12,6 @@ retry can go."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -24,39 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.chaos_suite import chaos
+
 pytestmark = pytest.mark.slow
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "chaos.py"
-if "fptlab_bench_chaos" in sys.modules:
-    chaos = sys.modules["fptlab_bench_chaos"]
-else:
-    _spec = importlib.util.spec_from_file_location("fptlab_bench_chaos", _PATH)
-    chaos = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = chaos  # dataclasses look their module up while the file executes
-    _spec.loader.exec_module(chaos)
-
 STEPS, EVAL_EVERY = 400, 20
-SPEC = f"""
-[experiment]
-name = "multinode"
-
-[defaults]
-task = "bit_xor"
-backbone = "bert-tiny"
-init = "random"
-steps = {STEPS}
-eval_every = {EVAL_EVERY}
-checkpoint_every = {EVAL_EVERY}
-batch_size = 4
-
-[defaults.bit_xor]
-n_bits = 3
-test_size = 16
-
-[grid]
-lr = [1e-3]
-seed = [0]
-"""
+SPEC = chaos.SPEC.format(name="multinode", steps=STEPS, eval_every=EVAL_EVERY, lrs=[1e-3])  # one cell
 
 
 def _checkpointed(url: str) -> chaos.Snapshot | None:

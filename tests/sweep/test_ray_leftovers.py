@@ -21,6 +21,7 @@ import pytest
 
 from fptlab.store import Store
 from fptlab.sweep import cleanup
+from tests.chaos_suite import chaos
 
 pytestmark = pytest.mark.skipif(not cleanup.supported(), reason="the cleanup reads /proc (Linux)")
 
@@ -150,50 +151,7 @@ def test_ray_temp_root_follows_ray_tmpdir(monkeypatch, tmp_path):
 
 
 # ---- for real ------------------------------------------------------------------------------------------
-SPEC = """
-[experiment]
-name = "leftovers"
-
-[defaults]
-task = "bit_xor"
-backbone = "bert-tiny"
-init = "random"
-steps = 300
-eval_every = 20
-batch_size = 4
-
-[defaults.bit_xor]
-n_bits = 3
-test_size = 16
-
-[grid]
-lr = [1e-3]
-seed = [0]
-"""
-
-
-def _tree(root_pid: int) -> dict[int, tuple[int, str]]:
-    """{pid: (start ticks, title)} of `root_pid` and its live descendants."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    out, todo = {}, [root_pid]
-    while todo:
-        pid = todo.pop()
-        state = cleanup.proc_stat(pid)
-        if state is not None and state[0] not in "ZX":
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-            out[pid] = (state[1], title)
-        todo += children.get(pid, [])
-    return out
-
-
-def _alive(processes: dict[int, tuple[int, str]]) -> dict[int, str]:
-    return {pid: title for pid, (start, title) in processes.items()
-            if (s := cleanup.proc_stat(pid)) is not None and s[0] not in "ZX" and s[1] == start}
+SPEC = chaos.SPEC.format(name="leftovers", steps=300, eval_every=20, lrs=[1e-3])  # one cell
 
 
 @pytest.mark.slow
@@ -216,19 +174,19 @@ def test_the_next_sweep_ends_what_a_killed_driver_left(tmp_path, monkeypatch):
             time.sleep(0.3)
         (path,) = records.glob("*.json")  # the driver recorded its embedded Ray
         assert json.loads(path.read_text())["pid"] == driver.pid
-        tree = _tree(driver.pid)
+        tree = chaos.process_tree(driver.pid)
         agents = [pid for pid, (_start, title) in tree.items() if title.startswith("ray::") and title.endswith("Agent")]
         assert len(agents) == 2, tree  # ray::DashboardAgent, ray::RuntimeEnvAgent
         for pid in agents:  # stuck (as they are, for a minute, reporting to the dead GCS): they never exit by themselves
             os.kill(pid, signal.SIGSTOP)
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(30)
-        left = _alive(tree)
+        left = chaos.still_alive(tree)
         assert set(agents) <= set(left)
 
         again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
         assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-        assert _alive(tree) == {}, f"left by the killed driver and still running: {_alive(tree)}"
+        assert chaos.still_alive(tree) == {}, f"left by the killed driver and still running: {chaos.still_alive(tree)}"
         warning = next(line for line in again.stderr.splitlines() if "left behind by an earlier sweep" in line)
         assert f"driver (pid {driver.pid}) was killed" in warning
         assert "ray::DashboardAgent" in warning and "ray::RuntimeEnvAgent" in warning
@@ -242,7 +200,7 @@ def test_the_next_sweep_ends_what_a_killed_driver_left(tmp_path, monkeypatch):
         finally:
             store.close()
     finally:
-        ours = [*_tree(driver.pid), *cleanup.session_processes(str(ray_tmp))]  # in our own Ray folder only
+        ours = [*chaos.process_tree(driver.pid), *cleanup.session_processes(str(ray_tmp))]  # in our own Ray folder only
         for pid in ours:
             try:
                 os.kill(pid, signal.SIGKILL)
