@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import pytest
@@ -65,6 +66,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fptlab.db'}"
         return
+    with fresh_pg_schema() as url:
+        yield url
+
+
+@contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL schema (skipped when no server is reachable), dropped after."""
     require_pg()
     schema = f"fpt_test_{uuid.uuid4().hex[:12]}"
     _pg_admin(f'CREATE SCHEMA "{schema}"')

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -23,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from fptlab.store import Store, StoreError
 from fptlab.store.outage import DEFAULT_SECONDS, ENV_VAR, outage_budget
-from tests.store.conftest import _pg_admin, _pg_schema_url, require_pg
+from tests.store.conftest import fresh_pg_schema, require_pg
 from tests.store.helpers import add_cells
 
 OUTAGE = 4.0  # seconds the server is down: long enough for several retries, short for the other users
@@ -64,13 +63,8 @@ def test_a_server_never_reached_fails_at_once() -> None:
 # ---- a commit whose reply is lost -----------------------------------------------------------------
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    require_pg()
-    schema = f"fpt_test_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield _pg_schema_url(schema)
-    finally:
-        _pg_admin(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_pg_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,13 +15,19 @@ from tests.sweep.test_sweep_e2e import run_sweep, trials_by_hash, write_spec
 PEER = "peer-host:4242:cafe"  # another host's driver: never taken for a dead process here
 
 
-def test_cells_held_by_a_live_peer_are_reported_and_the_sweep_exits_0(db_url, tmp_path: Path) -> None:  # noqa: F811
-    spec_path = write_spec(tmp_path, steps=6, eval_every=3, seeds=(0,))  # 2 cells
+def _registered(url: str, tmp_path: Path) -> tuple[Path, list, Store]:
+    """A 2-cell spec registered in the database, as a sweep registers it: (spec file, cells, store)."""
+    spec_path = write_spec(tmp_path, steps=6, eval_every=3, seeds=(0,))
     spec = load_spec(spec_path)
     cells = prepare_cells(spec, None).cells
-    store = Store(db_url)
+    store = Store(url)
     store.ensure_schema()
     store.add_trials(store.upsert_experiment(spec.name, spec.description, spec.text, spec.hash), [c.config for c in cells])
+    return spec_path, cells, store
+
+
+def test_cells_held_by_a_live_peer_are_reported_and_the_sweep_exits_0(db_url, tmp_path: Path) -> None:  # noqa: F811
+    spec_path, cells, store = _registered(db_url, tmp_path)
     peer_cell = cells[1].hash
     assert store.claim(peer_cell, PEER, "peer-host", lease_seconds=600, max_attempts=3) is not None
     store.close()
@@ -39,12 +45,7 @@ def test_a_peer_whose_lease_ran_out_is_not_live(db_url, tmp_path: Path) -> None:
 
     from tests.store.helpers import set_trial
 
-    spec_path = write_spec(tmp_path, steps=6, eval_every=3, seeds=(0,))
-    spec = load_spec(spec_path)
-    cells = prepare_cells(spec, None).cells
-    store = Store(db_url)
-    store.ensure_schema()
-    store.add_trials(store.upsert_experiment(spec.name, spec.description, spec.text, spec.hash), [c.config for c in cells])
+    spec_path, cells, store = _registered(db_url, tmp_path)
     stale = cells[1].hash
     store.claim(stale, PEER, "peer-host", lease_seconds=600, max_attempts=3)
     set_trial(store, stale, heartbeat=store.now() - timedelta(seconds=3600))  # silent for an hour
