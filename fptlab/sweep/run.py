@@ -136,7 +136,7 @@ def _sigterm_as_interrupt() -> Iterator[list[int]]:
     def on_sigterm(signum: int, frame: Any) -> None:
         received.append(signum)
         handler = signal.getsignal(signal.SIGINT)  # Tune's graceful stop while it runs; a 2nd time: KeyboardInterrupt
-        if callable(handler) and handler is not on_sigterm:
+        if callable(handler):
             handler(signal.SIGINT, frame)
         else:
             raise KeyboardInterrupt

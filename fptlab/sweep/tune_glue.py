@@ -166,8 +166,7 @@ class StoreCallback(Callback):
         self._last_beat = 0.0
         self.sinks: dict[str, StoreSink] = {}
         self.finished: dict[str, str] = {}
-        self.lost: set[str] = set()  # config hashes taken over by another driver
-        self.lost_trials: set[str] = set()  # their Tune trial ids: `LostTrialStopper` ends them here
+        self.lost_trials: set[str] = set()  # Tune ids of trials another driver took over: `LostTrialStopper` ends them
 
     @staticmethod
     def _hash(trial: Any) -> str:
@@ -183,7 +182,7 @@ class StoreCallback(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         config_hash = self._hash(trial)
-        if config_hash in self.lost:
+        if self._lost(config_hash):
             return  # a late report of a trial another driver now runs: not ours to record
         sink = self._sink(config_hash)
         # Rows first: once another driver has taken this cell over, the sink drops our worker's values.
@@ -211,7 +210,7 @@ class StoreCallback(Callback):
         # that is not dead after all (a node cut off, not killed) cannot overwrite them; and it resumes
         # from what the database records now.
         config_hash = self._hash(trial)
-        if config_hash in self.lost:
+        if self._lost(config_hash):
             return
         if config_hash in self.sinks:
             self.sinks[config_hash].flush()
@@ -224,7 +223,7 @@ class StoreCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         config_hash = self._hash(trial)
-        if config_hash in self.lost:
+        if self._lost(config_hash):
             return
         self._sink(config_hash).fail(_error_text(trial))
         self._done(config_hash, "failed", None)
@@ -235,9 +234,8 @@ class StoreCallback(Callback):
         so it stops spending the CPUs and writing checkpoints of an attempt nobody will resume."""
         config_hash = self._hash(trial)
         self.lost_trials.add(trial.trial_id)
-        if config_hash in self.lost:
+        if self._lost(config_hash):
             return
-        self.lost.add(config_hash)
         self.sinks.pop(config_hash, None)
         self.finished[config_hash] = TAKEN_OVER
         warnings.warn(
@@ -245,6 +243,9 @@ class StoreCallback(Callback):
             "without a heartbeat); stopping it here, it finishes there.", LeaseLostWarning, stacklevel=1,
         )
         self.view.finished(config_hash, TAKEN_OVER, None)
+
+    def _lost(self, config_hash: str) -> bool:
+        return self.finished.get(config_hash) == TAKEN_OVER
 
     def _done(self, config_hash: str, status: str, accuracy: Any) -> None:
         self.sinks.pop(config_hash, None)
