@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fptlab.errors import FptlabError
+from fptlab.files import kind_of, not_a_file, pseudo_filesystem
 
 DbUse = Literal["write", "read", "read-optional"]
 
@@ -26,19 +27,16 @@ def sqlite_path(url: str) -> Path | None:
     database = parsed.database or ""
     if database in ("", ":memory:") or database.startswith("file::memory:") or parsed.query.get("mode") == "memory":
         raise FptlabError(
-            f"--db {shown_url(url)} is an in-memory SQLite database: it starts empty and is gone when the command ends, so "
+            f"--db {_shown(url)} is an in-memory SQLite database: it starts empty and is gone when the command ends, so "
             "nothing could be read from it or kept in it. Point --db at a file, e.g. --db sqlite:///fptlab.db."
         )
     return Path(database)
 
 
-def shown_url(url: str) -> str:
-    """The URL as the user wrote it, unless it holds a password (then masked)."""
-    from sqlalchemy.engine import make_url
+def _shown(url: str) -> str:
+    from fptlab.store.engine import shown_url
 
-    from fptlab.store.engine import mask_url
-
-    return mask_url(url) if make_url(url).password or "password" in url else url
+    return shown_url(url)
 
 
 def check_db(url: str, use: DbUse) -> bool:
@@ -49,10 +47,14 @@ def check_db(url: str, use: DbUse) -> bool:
     path = sqlite_path(url)
     if path is None:
         return True
-    url = shown_url(url)
-    if path.is_dir():
+    url = _shown(url)
+    kind = kind_of(path)
+    if kind == "folder":
         raise FptlabError(f"--db {url} names a folder, not a database file. Name a file in it, e.g. sqlite:///{path / 'fptlab.db'}.")
-    if path.exists() and path.stat().st_size > 0:
+    if kind not in ("file", "missing"):
+        raise FptlabError(f"--db {url}: {path} {not_a_file(path, kind)}, so it cannot be an SQLite database. Point --db at a "
+                          "database file.")
+    if kind == "file" and path.stat().st_size > 0:
         return True
     if use == "write":
         folder = path.absolute().parent
@@ -76,9 +78,16 @@ def check_db(url: str, use: DbUse) -> bool:
 def output_file(flag: str, path: Path, *, create_parents: bool = False) -> None:
     """`path` can be written as a file: not a folder, and its folder exists (or, with `create_parents`,
     can be created: its nearest existing ancestor is a folder) and is writable."""
-    if path.is_dir():
+    kind = kind_of(path)
+    if kind == "folder":
         raise FptlabError(f"{flag} {path} is a folder. Give a file name, e.g. {flag} {path / ('out' + (path.suffix or '.csv'))}.")
+    if kind not in ("file", "missing"):
+        raise FptlabError(f"{flag} {path} {not_a_file(path, kind)}: it would be replaced by the output. Give a file path.")
     folder = path.absolute().parent
+    pseudo = pseudo_filesystem(folder) if folder.exists() else None
+    if pseudo is not None:
+        raise FptlabError(f"{flag} {path}: {folder} is on a '{pseudo}' file system, which the kernel provides (it is not "
+                          "storage): no file can be written there. Choose a path on a disk.")
     if not folder.is_dir():
         if folder.exists():
             raise FptlabError(f"{flag} {path}: {folder} is a file, not a folder. Choose another path.")
@@ -123,11 +132,14 @@ def input_folder(flag: str, path: Path) -> None:
 
 
 def spec_file(path: Path) -> None:
-    """A sweep spec argument: an existing file (the spec loader says what is wrong inside it)."""
-    if path.is_dir():
+    """A sweep spec argument: an existing regular file (the spec loader says what is wrong inside it)."""
+    kind = kind_of(path)
+    if kind == "folder":
         raise FptlabError(f"{path} is a folder, not a sweep spec. Give a spec file, e.g. {path / 'smoke.toml'}.")
-    if not path.exists():
+    if kind == "missing":
         raise FptlabError(f"{path}: spec file not found. Check the path (specs live in experiments/, e.g. experiments/smoke.toml).")
+    if kind != "file":
+        raise FptlabError(f"{path}: spec {not_a_file(path, kind)}. Give a TOML spec file, e.g. experiments/smoke.toml.")
 
 
 def write_atomically(path: Path, write: Any) -> None:

@@ -380,13 +380,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"Config file '{p}' does not exist.")
-    try:
-        return tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"Config file '{p}' is not valid TOML: {e}.") from None
+    from fptlab.files import read_toml
+
+    return read_toml(path, "config file")
 
 
 def config_from_toml(path: str | Path, overrides: list[str] = ()) -> RunConfig:

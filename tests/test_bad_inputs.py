@@ -154,7 +154,7 @@ CASES = [
     case("run-set-without-value", "run", "--task", "bit_xor", "--set", "lr", says=("--set 'lr'", "KEY=VALUE")),
     case("run-set-unknown-key", "run", "--task", "bit_xor", "--set", "bit_xor.nbits=3", says=("'bit_xor.nbits'", "Did you mean 'bit_xor.n_bits'?")),
     case("run-set-seed-fraction", "run", "--task", "bit_xor", "--set", "seed=1.5", says=("'seed' must be an integer", "1.5")),
-    case("run-config-missing", "run", "--config", "nothere.toml", says=("nothere.toml", "does not exist")),
+    case("run-config-missing", "run", "--config", "nothere.toml", says=("nothere.toml", "config file not found")),
     case("run-config-not-toml", "run", "--config", "specs/not-toml.toml", says=("specs/not-toml.toml", "not valid TOML")),
     case("run-out-is-a-file", "run", "--task", "bit_xor", "--backbone", "bert-tiny", "--init", "random", "--steps", "1",
          "--no-progress", "--out", "afile", says=("--out afile", "is a file")),

@@ -82,7 +82,7 @@ def test_toml_loading_and_override_precedence(tmp_path):
     path.write_text("task = [unclosed")
     with pytest.raises(ConfigError, match="not valid TOML"):
         config_from_toml(path)
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="config file not found"):
         config_from_toml(tmp_path / "missing.toml")
 
 

@@ -62,6 +62,16 @@ def mask_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
 
 
+def shown_url(url: str) -> str:
+    """The URL as the user wrote it, unless it holds a password (then masked): what a message or a
+    printed command may show."""
+    try:
+        has_password = bool(make_url(url).password)
+    except ArgumentError:
+        has_password = True  # unparsable: mask_url keeps only the scheme
+    return mask_url(url) if has_password or "password" in url.lower() else url
+
+
 def strip_password(url: str) -> str:
     """The URL without its password (in the user part or ?password=): what may be written anywhere.
     PostgreSQL then takes the password from PGPASSWORD or ~/.pgpass, as libpq does."""

@@ -87,7 +87,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +95,7 @@ from typing import Any
 from fptlab.bodies import TRIAL_PREFIX
 from fptlab.config import MODEL_SECTION, RunConfig, config_from_dict
 from fptlab.errors import ConfigError, FptlabError
+from fptlab.files import not_a_file, read_toml
 from fptlab.sweep.keys import VARIANT, fail
 from fptlab.sweep.parse import SOURCE_PREFIX, Plan, parse
 
@@ -177,14 +177,7 @@ def expand(spec_dict: Mapping[str, Any], *, origin: str = "spec") -> list[Cell]:
 
 # ---- inheritance -----------------------------------------------------------------------------------------
 def _read(path: Path, origin: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{origin}: spec file not found.")
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{origin}: not valid TOML: {e}.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{origin}: cannot read the spec file: {e}.") from None
+    return read_toml(path, "spec file")
 
 
 def _load(path: Path, origin: str, chain: list[Path]) -> tuple[dict[str, Any], list[str]]:
@@ -198,8 +191,9 @@ def _load(path: Path, origin: str, chain: list[Path]) -> tuple[dict[str, Any], l
     if base_path.resolve() in chain + [here]:
         cycle = " -> ".join(str(p) for p in chain + [here, base_path.resolve()])
         raise fail(origin, "experiment.base", f"inheritance cycle: {cycle}. Remove one of the `base` keys.")
-    if not base_path.is_file():
-        raise fail(origin, "experiment.base", f"base spec '{plan.base}' not found (looked for {base_path}); the path is relative to this file.")
+    problem = not_a_file(base_path)
+    if problem is not None:
+        raise fail(origin, "experiment.base", f"base spec '{plan.base}' {problem} (looked for {base_path}); the path is relative to this file.")
     base, sources = _load(base_path, str(base_path), chain + [here])
     base.pop("experiment", None)  # each file names itself
     return _merge(base, raw), sources + [origin]
