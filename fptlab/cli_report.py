@@ -48,11 +48,19 @@ def _report(names: list[str], tables: list[int], figures: list[int], everything:
     rendered = make_report(keys, store, options)
     if store is None:
         typer.echo("No results database yet: every cell is missing; each table gives the command that fills it.", err=True)
-    text = _format(rendered, fmt, offline, store)
+    files: dict[str, list[str]] = {}
+    if options.plots and fmt != "html":
+        folder = figures_dir or (out.parent / f"{out.stem}-figures" if out else Path("fptlab-figures"))
+        files = _save_figures(rendered, folder, out.parent if out else Path.cwd())
+    text = _format(rendered, fmt, offline, store, files)
     if fmt != "terminal":
         _write(text, out)
-    if options.plots and fmt != "html":
-        _save_figures(rendered, figures_dir or (out.parent / f"{out.stem}-figures" if out else Path("fptlab-figures")))
+    failed = [r for r in rendered if r.error]
+    if failed:
+        from fptlab.errors import FptlabError
+
+        what = "; ".join(f"{r.key}: {r.error}" for r in failed)
+        raise FptlabError(f"{len(failed)} item(s) of the report could not be built (the report says so where they stand): {what}")
 
 
 def _format_of(fmt: str | None, out: Path | None) -> str:
@@ -89,28 +97,18 @@ def _check_paths(out: Path | None, experiments: Path | None, figures_dir: Path |
         writable_folder("--figures-dir", figures_dir)
 
 
-def _format(rendered: list, fmt: str, offline: bool, store: object) -> str:
+def _format(rendered: list, fmt: str, offline: bool, store: object, files: dict[str, list[str]]) -> str:
     from fptlab.report import render
 
-    results = [r.result for r in rendered if r.result is not None]
     if fmt == "terminal":
-        console = render.console_for()
-        for r in rendered:
-            if r.result is not None:
-                render.print_terminal(r.result, console)
-            else:
-                console.print(f"[bold]{r.title}[/bold]")
-                for line in [*r.notes, r.provenance]:
-                    if line:
-                        console.print(line, markup=False, highlight=False)
-                console.print()
+        render.print_report(rendered, render.console_for())
         return ""
     if fmt == "csv":
-        return render.to_csv(results)
+        return render.csv_document(rendered)
     if fmt == "md":
-        return "\n".join(render.to_markdown(res) for res in results)
+        return render.markdown_document(rendered, files)
     if fmt == "latex":
-        return "\n".join(render.to_latex(res) for res in results)
+        return render.latex_document(rendered, files)
     from fptlab.report.html import page
 
     where = getattr(store, "masked_url", "no database")
@@ -133,13 +131,20 @@ def _write(text: str, out: Path | None) -> None:
     typer.echo(f"wrote {out}", err=True)
 
 
-def _save_figures(rendered: list, folder: Path) -> None:
+def _save_figures(rendered: list, folder: Path, relative_to: Path) -> dict[str, list[str]]:
+    """Each figure as PNG and SVG in `folder`; {item key: [the PNG's path relative to `relative_to`]}."""
+    import os
+
+    from fptlab.escape import for_terminal
     from fptlab.report.figures import save
 
+    out: dict[str, list[str]] = {}
     for r in rendered:
         for i, (caption, fig) in enumerate(r.figures, start=1):
             paths = save(fig, folder / f"{r.key}-{i}")
-            typer.echo(f"{r.key}: {caption} -> {', '.join(str(p) for p in paths)}", err=True)
+            out.setdefault(r.key, []).append(os.path.relpath(paths[0].absolute(), relative_to.absolute()))
+            typer.echo(for_terminal(f"{r.key}: {caption} -> {', '.join(str(p) for p in paths)}"), err=True)
+    return out
 
 
 def register(app: typer.Typer) -> None:

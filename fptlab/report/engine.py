@@ -15,7 +15,7 @@ from fptlab.errors import FptlabError
 from fptlab.report import catalog
 from fptlab.report.build import FINISHED, TableResult, build_table
 from fptlab.report.declare import Figure, Table
-from fptlab.report.source import Snapshot, SpecCells, experiments_dir, load_cells
+from fptlab.report.source import Snapshot, SpecCells, SpecMissing, experiments_dir, load_cells
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Rendered:
     figures: list[tuple[str, Any]] = field(default_factory=list)  # (caption, matplotlib Figure)
     notes: list[str] = field(default_factory=list)
     provenance: str = ""
+    error: str | None = None  # its spec could not be read: the report is written, and the command fails
 
 
 @dataclass
@@ -90,12 +91,17 @@ def make_report(keys: list[str], store: Any, options: ReportOptions) -> list[Ren
     cache: dict[Any, SpecCells] = {}
     per_item: dict[str, SpecCells | None] = {}
     notes: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
     for item in items:
         notes[item.key] = []
         try:
             per_item[item.key] = _cells(item, options, store, cache)
-        except FptlabError as e:
+        except SpecMissing as e:
             notes[item.key].append(str(e))
+            per_item[item.key] = None
+        except FptlabError as e:
+            notes[item.key].append(f"Its spec cannot be read: {e}")
+            errors[item.key] = str(e)
             per_item[item.key] = None
     snap = Snapshot.read(store, [c.hash for cells in cache.values() for c in cells.cells])
     tables: dict[str, TableResult] = {}
@@ -106,6 +112,7 @@ def make_report(keys: list[str], store: Any, options: ReportOptions) -> list[Ren
             out.append(_table(item, cells, snap, options, notes[item.key], tables))
         else:
             out.append(_figure(item, cells, snap, options, notes[item.key], tables, store))
+        out[-1].error = errors.get(item.key)
     return out
 
 
@@ -117,7 +124,7 @@ def _cells(item: Any, options: ReportOptions, store: Any, cache: dict) -> SpecCe
     if key not in cache:
         folder = experiments_dir(options.experiments)
         if options.offline and folder is not None and not (folder / "offline" / f"{name}.toml").is_file():
-            raise FptlabError(f"{item.key} has no offline counterpart (experiments/offline/{name}.toml); run it without --offline.")
+            raise SpecMissing(f"{item.key} has no offline counterpart (experiments/offline/{name}.toml); run it without --offline.")
         cache[key] = load_cells(name, offline=options.offline, folder=folder, store=store, data_dir=options.data_dir)
     return cache[key]
 

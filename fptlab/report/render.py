@@ -1,6 +1,10 @@
 """TableResult -> text: a rich terminal table, Markdown, CSV (long form: one line per cell) or LaTeX.
 Every format carries ours (mean ± std, n), the paper's number, the difference, the comparisons, what
-is missing with the command that fills it, and the provenance line."""
+is missing with the command that fills it, the notes and the provenance line; a whole report (tables
+and figures, `*_document`) carries every item's notes, so a file says what the terminal says.
+
+Strings from the database (names, hosts, devices, versions, errors, config values) are untrusted:
+every piece of text goes through its format's helper in `fptlab.escape` where it is written."""
 
 from __future__ import annotations
 
@@ -9,13 +13,14 @@ import io
 import math
 from typing import Any
 
+from fptlab.escape import for_csv, for_latex, for_markdown, for_terminal
 from fptlab.report.build import CellResult, TableResult
 from fptlab.report.stats import format_p
 from fptlab.report.values import format_value
 
 CSV_FIELDS = (
     "artifact", "row", "column", "unit", "state", "n", "expected", "mean", "std", "ci_low", "ci_high", "diverged",
-    "censored", "paper", "paper_text", "difference", "statuses", "config_hashes", "offline",
+    "censored", "paper", "paper_text", "difference", "statuses", "config_hashes", "offline", "note",
 )
 
 
@@ -130,15 +135,21 @@ def footer_lines(result: TableResult, comparisons: bool = True) -> list[str]:
 
 
 # ---- terminal -----------------------------------------------------------------------------------
-def to_rich(result: TableResult) -> Any:
+def _rich(text: Any) -> str:
+    """Text for a rich table cell: control characters shown escaped, rich markup brackets escaped."""
     from rich.markup import escape
+
+    return escape(for_terminal(text))
+
+
+def to_rich(result: TableResult) -> Any:
     from rich.table import Table as RichTable
 
     t = result.table
     table = RichTable(show_lines=True)
     table.add_column("", overflow="fold", min_width=8)
     for column in t.columns:
-        table.add_column(column.label, overflow="fold")
+        table.add_column(for_terminal(column.label), overflow="fold")
     has_paper = bool(t.paper) or bool(t.literature)
     show_n = result.uniform_n() is None
     for row in t.rows:
@@ -146,11 +157,11 @@ def to_rich(result: TableResult) -> Any:
         for column in t.columns:
             c = result.cells[(row.label, column.label)]
             d = diff_text(c)
-            text = escape(c.ours(show_n))
+            text = _rich(c.ours(show_n))
             if has_paper:
-                text += f"\n[dim]paper {escape(paper_text(c))}[/dim]" + (f"\n[dim]Δ {d}[/dim]" if d else "")
+                text += f"\n[dim]paper {_rich(paper_text(c))}[/dim]" + (f"\n[dim]Δ {_rich(d)}[/dim]" if d else "")
             cells.append(text)
-        table.add_row(escape(row.label), *cells)
+        table.add_row(_rich(row.label), *cells)
     return table
 
 
@@ -172,19 +183,32 @@ def console_for(file: Any = None) -> Any:
     return Console(file=file) if stream.isatty() else Console(file=file, width=110)
 
 
-def print_terminal(result: TableResult, console: Any) -> None:
-    console.print(f"[bold]{result.title}[/bold]", highlight=False)
-    console.print(caption(result), markup=False, highlight=False)
+def print_terminal(result: TableResult, console: Any, notes: list[str] = ()) -> None:
+    console.print(f"[bold]{_rich(result.title)}[/bold]", highlight=False)
+    console.print(for_terminal(caption(result)), markup=False, highlight=False)
     console.print(to_rich(result))
-    for line in footer_lines(result, comparisons=False):
-        console.print(line, markup=False, highlight=False)
+    for line in [*notes, *footer_lines(result, comparisons=False)]:
+        console.print(for_terminal(line), markup=False, highlight=False)
     if result.comparisons:
         console.print(comparisons_rich(result))
     console.print()
 
 
+def print_report(rendered: list[Any], console: Any) -> None:
+    """Every item of a report on the terminal: tables, and for the others (figures, tables whose spec
+    could not be read) their title, notes and provenance."""
+    for item in rendered:
+        if item.result is not None:
+            print_terminal(item.result, console, item.notes)
+            continue
+        console.print(f"[bold]{_rich(item.title)}[/bold]", highlight=False)
+        for line in [*item.notes, item.provenance]:
+            if line:
+                console.print(for_terminal(line), markup=False, highlight=False)
+        console.print()
+
+
 def comparisons_rich(result: TableResult) -> Any:
-    from rich.markup import escape
     from rich.table import Table as RichTable
 
     columns, rows = comparison_grid(result, sep="\n")
@@ -192,28 +216,56 @@ def comparisons_rich(result: TableResult) -> Any:
                       title_style="", show_lines=True)
     table.add_column("", overflow="fold")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(for_terminal(column), overflow="fold")
     for label, cells in rows:
-        table.add_row(escape(label), *(escape(c) for c in cells))
+        table.add_row(_rich(label), *("\n".join(_rich(part) for part in c.split("\n")) for c in cells))
     return table
 
 
 # ---- markdown / csv / latex ---------------------------------------------------------------------------
-def to_markdown(result: TableResult) -> str:
-    t = result.table
-    head = "| | " + " | ".join(c.label for c in t.columns) + " |"
-    lines = [f"### {result.title}", "", f"Section {t.section}. Each cell: ours (mean ± std, n) · paper (difference).", "", head,
-             "|" + "---|" * (len(t.columns) + 1)]
+def to_markdown(result: TableResult, notes: list[str] = ()) -> str:
+    t, md = result.table, for_markdown
+    head = "| | " + " | ".join(md(c.label) for c in t.columns) + " |"
+    lines = [f"### {md(result.title)}", "", md(f"Section {t.section}. Each cell: ours (mean ± std, n) · paper (difference)."), "",
+             head, "|" + "---|" * (len(t.columns) + 1)]
     for row in t.rows:
         cells = []
         for column in t.columns:
             c = result.cells[(row.label, column.label)]
             d = diff_text(c)
-            cells.append(f"{c.ours()} · paper {paper_text(c)}" + (f" ({d})" if d else ""))
-        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+            cells.append(md(f"{c.ours()} · paper {paper_text(c)}" + (f" ({d})" if d else "")))
+        lines.append(f"| {md(row.label)} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.extend(f"- {line}" for line in footer_lines(result))
+    lines.extend(f"- {md(line)}" for line in [*notes, *footer_lines(result)])
     return "\n".join(lines) + "\n"
+
+
+def markdown_document(rendered: list[Any], figure_files: dict[str, list[str]] | None = None) -> str:
+    """A whole report as Markdown: each table, each figure (its image files, linked relative to the
+    report) and every item's notes and provenance."""
+    parts = []
+    for item in rendered:
+        if item.result is not None:
+            parts.append(to_markdown(item.result, item.notes))
+        else:
+            lines = [f"### {for_markdown(item.title)}", ""]
+            lines.extend(f"- {for_markdown(line)}" for line in [*item.notes, item.provenance] if line)
+            parts.append("\n".join(lines) + "\n")
+        for caption_text, path in _figure_files(item, figure_files):
+            parts.append(f"![{for_markdown(caption_text)}]({_md_link(path)})\n")
+    return "\n".join(parts)
+
+
+def _figure_files(item: Any, figure_files: dict[str, list[str]] | None) -> list[tuple[str, str]]:
+    files = (figure_files or {}).get(item.key, [])
+    return [(caption_text, path) for (caption_text, _), path in zip(item.figures, files, strict=False)]
+
+
+def _md_link(path: str) -> str:
+    """A link target: percent-encoded, so a space or a parenthesis cannot end it."""
+    from urllib.parse import quote
+
+    return quote(path, safe="/._-")
 
 
 def csv_rows(result: TableResult) -> list[dict[str, Any]]:
@@ -232,11 +284,28 @@ def csv_rows(result: TableResult) -> list[dict[str, Any]]:
 
 
 def to_csv(results: list[TableResult]) -> str:
+    """One line per cell of each table."""
+    return _csv_text(row for result in results for row in csv_rows(result))
+
+
+def csv_document(rendered: list[Any]) -> str:
+    """A whole report as CSV: one line per table cell, then one line per note of each item (state
+    "note", the text in `note`), so the file carries what the terminal shows."""
+    rows: list[dict[str, Any]] = []
+    for item in rendered:
+        if item.result is not None:
+            rows.extend(csv_rows(item.result))
+        lines = [*item.notes, *(footer_lines(item.result) if item.result is not None else [item.provenance])]
+        rows.extend({"artifact": item.key, "state": "note", "note": line} for line in lines if line)
+    return _csv_text(rows)
+
+
+def _csv_text(rows: Any) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
-    for result in results:
-        writer.writerows(csv_rows(result))
+    for row in rows:
+        writer.writerow({k: for_csv(v) for k, v in row.items()})
     return buffer.getvalue()
 
 
@@ -244,26 +313,48 @@ def _num(x: float) -> Any:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                  "~": r"\textasciitilde{}", "^": r"\^{}", "±": r"$\pm$", "†": r"$^\dagger$", "×": r"$\times$", "—": "--", "−": "-"}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
-
-
-def to_latex(result: TableResult) -> str:
-    t = result.table
+def to_latex(result: TableResult, notes: list[str] = ()) -> str:
+    t, tex = result.table, for_latex
     lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "c" * len(t.columns) + "}", r"\toprule",
-             " & ".join(["", *(latex_escape(c.label) for c in t.columns)]) + r" \\", r"\midrule"]
+             " & ".join(["", *(tex(c.label) for c in t.columns)]) + r" \\", r"\midrule"]
     for row in t.rows:
         cells = []
         for column in t.columns:
             c = result.cells[(row.label, column.label)]
-            paper = f" ({latex_escape(c.paper.text)})" if c.paper else ""
-            cells.append(latex_escape(c.ours()) + paper)
-        lines.append(" & ".join([latex_escape(row.label), *cells]) + r" \\")
+            paper = f" ({tex(c.paper.text)})" if c.paper else ""
+            cells.append(tex(c.ours()) + paper)
+        lines.append(" & ".join([tex(row.label), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",
-              r"\caption{" + latex_escape(f"{result.title}. Ours: mean ± std over seeds (n); the paper's number in parentheses.") + "}",
+              r"\caption{" + tex(f"{result.title}. Ours: mean ± std over seeds (n); the paper's number in parentheses.") + "}",
               r"\end{table}"]
+    lines.extend(_latex_notes([*notes, *footer_lines(result)]))
     return "\n".join(lines) + "\n"
+
+
+def latex_document(rendered: list[Any], figure_files: dict[str, list[str]] | None = None) -> str:
+    """A whole report as LaTeX fragments: each table with its notes; each figure as its image files
+    (\\includegraphics of the PNG) with its notes."""
+    parts = []
+    for item in rendered:
+        if item.result is not None:
+            parts.append(to_latex(item.result, item.notes))
+            continue
+        lines = [r"\paragraph{" + for_latex(item.title) + "}"]
+        for caption_text, path in _figure_files(item, figure_files):
+            lines += [r"\begin{figure}[t]", r"\centering", r"\includegraphics[width=\linewidth]{\detokenize{" + _tex_path(path) + "}}",
+                      r"\caption{" + for_latex(caption_text) + "}", r"\end{figure}"]
+        lines.extend(_latex_notes([*item.notes, item.provenance]))
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def _latex_notes(lines: list[str]) -> list[str]:
+    lines = [line for line in lines if line]
+    if not lines:
+        return []
+    return [r"\begin{itemize}\footnotesize", *(r"\item " + for_latex(line) for line in lines), r"\end{itemize}"]
+
+
+def _tex_path(path: str) -> str:
+    """A path fptlab wrote (letters, digits, - _ . /); anything else is dropped so \\detokenize holds."""
+    return "".join(ch for ch in path if ch.isalnum() or ch in "-_./")

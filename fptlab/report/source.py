@@ -50,7 +50,9 @@ class SpecCells:
     def fill_command(self, db_url: str | None) -> str:
         target = self.path or f"experiments/{OFFLINE_DIR + '/' if self.offline else ''}{self.name}.toml"
         prefix = "FPTLAB_OFFLINE=1 " if self.offline else ""
-        db = f" --db {db_url}" if db_url else ""
+        from fptlab.store.engine import shown_url
+
+        db = f" --db {shown_url(db_url)}" if db_url else ""  # a password is masked: it never reaches a report
         return f"{prefix}fptlab sweep {target}{db}"
 
 
@@ -86,18 +88,38 @@ def load_cells(name: str, *, offline: bool, folder: Path | None, store: Any = No
     from fptlab.sweep.grid import spec_from_dict
 
     path = (folder / OFFLINE_DIR / f"{name}.toml" if offline else folder / f"{name}.toml") if folder else None
-    if path is not None and path.is_file():
-        spec = load_spec(path)
+    if path is not None and (path.exists() or path.is_symlink()):
+        spec = load_spec(path)  # a path that is there but is no spec file is an error, not "not found"
         shown: str | None = str(path)
     else:
         text = store.experiment_spec(_experiment_name(name, offline)) if store is not None else None
         if text is None:
             where = str(path) if path else "no experiments/ folder here (use --experiments DIR)"
-            raise FptlabError(f"Spec '{name}' not found: {where}, and the database holds no sweep of it.")
-        spec = spec_from_dict(json.loads(text), origin=f"database:{name}")
+            raise SpecMissing(f"Spec '{name}' not found: {where}, and the database holds no sweep of it.")
+        spec = spec_from_dict(_stored_spec(text, name), origin=f"database:{_experiment_name(name, offline)}")
         shown = None
     cells, unresolved = _resolve(spec, data_dir)
     return SpecCells(spec.name if shown is None else name, shown, offline, cells, spec.hash, unresolved)
+
+
+class SpecMissing(FptlabError):
+    """Neither the experiments folder nor the database has the spec: its cells are simply missing."""
+
+
+def _stored_spec(text: Any, name: str) -> dict[str, Any]:
+    """The spec a database recorded for experiment `name`: untrusted text, checked to be a JSON object
+    (then checked as a spec from disk is: `spec_from_dict`)."""
+    from fptlab.escape import quoted
+
+    try:
+        raw = json.loads(text) if isinstance(text, str) else None
+    except ValueError as e:
+        raise FptlabError(f"The database's spec of experiment '{name}' is not JSON ({e}); it was not written by fptlab. "
+                          f"Sweep the spec from disk again (fptlab sweep experiments/{name}.toml) to replace it.") from None
+    if not isinstance(raw, dict):
+        raise FptlabError(f"The database's spec of experiment '{name}' is {quoted(raw)}, not a JSON object of spec tables; "
+                          f"it was not written by fptlab. Sweep the spec from disk again to replace it.")
+    return raw
 
 
 def _experiment_name(name: str, offline: bool) -> str:
