@@ -23,7 +23,8 @@ TENSORS, META = "body.safetensors", "body.json"
 FORMAT = "fptlab-body/1"
 # Where `trial:<hash>` is looked for when no store says where it is: `fptlab run`'s default --out
 # folder and `fptlab sweep`'s default --storage (run folders are <root>/<hash>/body).
-DEFAULT_ROOTS = (Path("runs"), Path("fptlab-runs") / "trials")
+DEFAULT_STORAGE = Path("fptlab-runs")
+DEFAULT_ROOTS = (Path("runs"), DEFAULT_STORAGE / "trials")
 
 
 def is_body_folder(path: Path) -> bool:
@@ -50,13 +51,39 @@ def save_body(body: Any, spec: Any, options: Any, folder: Path, *, config_hash: 
     return folder
 
 
+# body.json's fields and their types; a missing or mistyped one is named, never a KeyError.
+META_FIELDS: dict[str, tuple[type, ...]] = {"format": (str,), "backbone": (str,), "model": (dict,), "depth": (int,)}
+META_OPTIONAL: dict[str, tuple[type, ...]] = {"family": (str,), "positions": (dict,), "config_hash": (str,), "versions": (dict,)}
+
+
 def read_meta(folder: Path) -> dict[str, Any]:
+    from fptlab.errors import BadFileError
+    from fptlab.escape import quoted
+    from fptlab.files import not_a_file
+
+    path = folder / META
+    problem = not_a_file(path)
+    if problem is not None:
+        raise BadFileError(f"{path}: body description {problem}.")
     try:
-        meta = json.loads((folder / META).read_text())
-    except (OSError, ValueError) as e:
-        raise DataNotFoundError(f"{folder / META} is not a readable fptlab body description ({e}).") from None
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise BadFileError(f"{path} is not a readable fptlab body description ({e}).") from None
+    if not isinstance(meta, dict):
+        raise BadFileError(f"{path} holds {type(meta).__name__}, not a JSON object describing a body.")
     if meta.get("format") != FORMAT:
-        raise DataNotFoundError(f"{folder} holds a body in format {meta.get('format')!r}; this fptlab reads {FORMAT!r}.")
+        raise BadFileError(f"{folder} holds a body in format {quoted(meta.get('format'))}; this fptlab reads {FORMAT!r}.")
+    for fields, required in ((META_FIELDS, True), (META_OPTIONAL, False)):
+        for name, types in fields.items():
+            if name not in meta:
+                if required:
+                    raise BadFileError(f"{path} lacks the field '{name}' ({types[0].__name__}); it was not written by fptlab's save_body.")
+                continue
+            value = meta[name]
+            if not isinstance(value, types) or isinstance(value, bool):
+                raise BadFileError(f"{path}: field '{name}' is {quoted(value)}, not a {types[0].__name__}.")
+    if meta["depth"] < 1:
+        raise BadFileError(f"{path}: field 'depth' is {meta['depth']}, but a body has at least 1 block.")
     return meta
 
 
@@ -73,9 +100,16 @@ def load_body(spec: Any, options: Any, folder: Path) -> Any:
         )
     saved = _saved_options(spec, meta, folder)
     _check_same_architecture(spec, options, saved, meta, folder)
+    from fptlab.errors import BadFileError
+    from fptlab.safefiles import check_safetensors
+
+    check_safetensors(folder / TENSORS)
     body = spec.build(spec, saved)
     body.truncate(int(meta["depth"]))
-    state = load_file(str(folder / TENSORS))
+    try:
+        state = load_file(str(folder / TENSORS))
+    except Exception as e:  # noqa: BLE001 - safetensors' own error type; the header was checked above
+        raise BadFileError(f"{folder / TENSORS} cannot be read: {str(e).splitlines()[0] if str(e) else type(e).__name__}.") from None
     try:
         body.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -88,7 +122,13 @@ def _saved_options(spec: Any, meta: dict[str, Any], folder: Path) -> Any:
     unknown = set(meta["model"]) - known
     if unknown:
         raise IncompatibleError(f"The body in {folder} was built with model options {sorted(unknown)} this fptlab does not know.")
-    return spec.Options(**meta["model"])
+    from fptlab.config import build_dataclass
+    from fptlab.errors import BadFileError, ConfigError
+
+    try:  # typed and checked as a config's [model] table is
+        return build_dataclass(spec.Options, meta["model"], prefix="model.", origin=str(folder / META))
+    except ConfigError as e:
+        raise BadFileError(f"The body's description is not valid: {e}") from None
 
 
 def _check_same_architecture(spec: Any, options: Any, saved: Any, meta: dict[str, Any], folder: Path) -> None:
@@ -107,15 +147,17 @@ def _check_same_architecture(spec: Any, options: Any, saved: Any, meta: dict[str
 
 
 # ---- finding a trial's body ---------------------------------------------------------------------
-def locate_body(weights: str, *, roots: Sequence[Path] = DEFAULT_ROOTS, store: Any = None) -> Path:
+def locate_body(weights: str, *, roots: Sequence[Path] = DEFAULT_ROOTS, store: Any = None,
+                storage: Path = DEFAULT_STORAGE) -> Path:
     """The folder of the body `weights = "trial:<hash>"` names: the store's record of it first (its
-    `body` artifact), then `<root>/<hash>/body` under each root."""
+    `body` artifact, resolved inside `storage`, the sweep's --storage), then `<root>/<hash>/body`
+    under each root."""
     config_hash = trial_hash(weights)
     assert config_hash is not None, weights
     looked: list[str] = []
     candidates: list[Path] = []
     if store is not None:
-        candidates += _from_store(store, config_hash, looked)
+        candidates += _from_store(store, config_hash, looked, storage)
     candidates += [Path(root) / config_hash / "body" for root in roots]
     for folder in candidates:
         if is_body_folder(folder):
@@ -128,7 +170,11 @@ def locate_body(weights: str, *, roots: Sequence[Path] = DEFAULT_ROOTS, store: A
     )
 
 
-def _from_store(store: Any, config_hash: str, looked: list[str]) -> list[Path]:
+def _from_store(store: Any, config_hash: str, looked: list[str], storage: Path) -> list[Path]:
+    import warnings
+
+    from fptlab.errors import FptlabWarning
+    from fptlab.files import NotThere, OutsideError, confined
     from fptlab.store import StoreError
 
     try:
@@ -136,8 +182,20 @@ def _from_store(store: Any, config_hash: str, looked: list[str]) -> list[Path]:
     except StoreError as e:
         looked.append(f"the store ({str(e).split('.')[0]})")
         return []
-    looked.append(f"the store ({len(found)} body record(s) of trial {config_hash})")
-    return [Path(a["location"]) for a in reversed(found)]
+    looked.append(f"the store ({len(found)} body record(s) of trial {config_hash}, inside {storage})")
+    out = []
+    for artifact in reversed(found):
+        try:
+            folder = confined(storage, str(artifact["location"]), want="folder")
+            for name in (META, TENSORS):  # the files themselves stay inside too
+                confined(storage, (folder / name).relative_to(Path(storage).resolve()).as_posix())
+        except NotThere:
+            continue  # not here (yet): the error lists where the body was looked for
+        except OutsideError as e:
+            warnings.warn(f"trial {config_hash}: its body record is refused and not opened: {e}.", FptlabWarning, stacklevel=2)
+            continue
+        out.append(folder)
+    return out
 
 
 def resolve_reference(weights: str) -> str | None:

@@ -23,6 +23,11 @@ class IncompatibleError(FptlabError):
     """Two valid choices that cannot be combined (e.g. a sequence longer than a backbone's positions)."""
 
 
+class BadFileError(FptlabError):
+    """A file a run reads (weights, a saved body, a checkpoint) is malformed, hostile or of another
+    model than expected; the message names the file and what is wrong with it."""
+
+
 class FptlabWarning(UserWarning):
     """Something a user should know that does not stop the command (a checkpoint set aside, a trial
     another driver took over); the CLI prints it as one `Warning: ...` line."""

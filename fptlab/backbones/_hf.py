@@ -49,13 +49,41 @@ def hub_cached(repo_id: str) -> bool:
 
 
 def load_pretrained(model_cls: Any, location: str, backbone: str, **kwargs: Any) -> Any:
-    """`model_cls.from_pretrained(location)`, failing loudly if any weight the body needs is missing."""
+    """`model_cls.from_pretrained(location)`, failing loudly if any weight the body needs is missing. A
+    local folder is checked first (`fptlab.safefiles.check_weights_folder`: its config is this
+    backbone's, it asks for no code, its weight files are sound); a pickled checkpoint is read by
+    transformers through torch's weights-only loader, and one that loader refuses is named as such.
+    Remote code is never trusted (`trust_remote_code` stays off)."""
+    import pickle
+    import warnings
+
+    from fptlab.backbones import BACKBONES
+    from fptlab.errors import BadFileError
+    from fptlab.safefiles import check_weights_folder, weight_files
+
+    folder = Path(location).expanduser()
+    local = folder.is_dir()
+    if local:
+        check_weights_folder(folder, BACKBONES.get(backbone))
     try:
-        model, info = model_cls.from_pretrained(location, output_loading_info=True, **kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*")  # torch's note on the file it refuses below
+            model, info = model_cls.from_pretrained(location, output_loading_info=True, trust_remote_code=False, **kwargs)
+    except pickle.UnpicklingError as e:
+        where = weight_files(folder)[0] if local and weight_files(folder) else location
+        raise BadFileError(
+            f"{where}: the checkpoint holds more than tensors and plain data, so torch's safe loader (weights_only=True) "
+            f"refused it ({_first_line(e)[:200]}). fptlab never unpickles code: convert the weights to safetensors."
+        ) from None
     except (OSError, ValueError) as e:
         raise DataNotFoundError(
             f"Could not load pretrained weights for backbone '{backbone}' from '{location}': {_first_line(e)}. "
             + WEIGHTS_HOW_TO_GET
+        ) from None
+    except Exception as e:  # noqa: BLE001 - a checkpoint transformers cannot read, whatever the reason: one message
+        raise BadFileError(
+            f"Could not load pretrained weights for backbone '{backbone}' from '{location}': {type(e).__name__}: "
+            f"{_first_line(e)}. Point --set weights= at a checkpoint of this architecture."
         ) from None
     missing = list(info.get("missing_keys", []))
     mismatched = list(info.get("mismatched_keys", []))
@@ -68,5 +96,5 @@ def load_pretrained(model_cls: Any, location: str, backbone: str, **kwargs: Any)
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0].rstrip(".") if text else type(e).__name__
+    text = [line for line in str(e).strip().splitlines() if line.strip()]
+    return text[0].rstrip(".")[:300] if text else type(e).__name__

@@ -114,8 +114,15 @@ def build(spec: BackboneSpec, options: ModelOptions) -> Any:
 def load(spec: BackboneSpec, options: ModelOptions, location: str) -> Any:
     timm = import_timm()
     name = DEFAULT_WEIGHTS if location == "auto" else location
+    from fptlab.files import kind_of, not_a_file
+
+    kind = kind_of(name)
+    if kind not in ("file", "folder", "missing"):
+        from fptlab.errors import BadFileError
+
+        raise BadFileError(f"weights = {name!r} {not_a_file(name, kind)}: give a timm checkpoint file, or a timm model name.")
     try:
-        if Path(name).is_file():
+        if kind == "file":
             model = timm.create_model(ARCH, pretrained=False, num_classes=0)
             model.load_state_dict(_read_checkpoint(Path(name)), strict=True)
         else:
@@ -135,13 +142,20 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     """A timm ViT state dict from a file, without its classifier head."""
     import torch
 
+    from fptlab.errors import BadFileError
+    from fptlab.safefiles import check_safetensors, torch_load
+
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
+        check_safetensors(path)
         state = load_file(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state.get("model", state))
+        state = torch_load(path, "timm checkpoint")
+        if isinstance(state, dict):
+            state = state.get("state_dict", state.get("model", state))
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BadFileError(f"{path} holds {type(state).__name__}, not a state dict of tensors (name -> tensor).")
     return {k: v for k, v in state.items() if not k.startswith("head.")}
 
 
