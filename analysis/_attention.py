@@ -95,7 +95,9 @@ def load(ctx: Any, where: dict[str, Any]) -> AttentionRuns:
             ctx.notes.append(f"{who} finished without an attention artifact (its attention_maps = "
                              f"{cell.values.get('attention_maps')}; a run records maps only when it is > 0).")
             continue
-        run, problem = _read(found[-1]["location"], cell.labels.get("seed"), cell.hash)
+        if found[-1]["path"] is None:
+            continue  # refused or not reachable here: the context noted why
+        run, problem = _read(found[-1]["path"], cell.labels.get("seed"), cell.hash)
         if run is None:
             ctx.notes.append(f"{who}: {problem}")
         elif out.runs and run.attention.shape[1:] != out.runs[0].attention.shape[1:]:
@@ -126,14 +128,18 @@ def _describe(out: AttentionRuns, values: dict[str, Any]) -> None:
                       f"{s * t}-{(s + 1) * t - 1} the masked query")
 
 
-def _read(location: str, seed: Any, config_hash: str) -> tuple[Run | None, str]:
+def _read(location: Path, seed: Any, config_hash: str) -> tuple[Run | None, str]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    if not Path(location).is_file():
-        return None, f"attention file {location} is not reachable here (shared run storage not mounted?)."
+    from fptlab.errors import BadFileError
+    from fptlab.safefiles import check_safetensors
+
     try:
-        tensors = load_file(location)
+        check_safetensors(location)
+        tensors = load_file(str(location))
+    except BadFileError as e:
+        return None, str(e)
     except (OSError, SafetensorError) as e:
         return None, f"cannot read attention file {location}: {e}"
     att = np.asarray(tensors.get("attention", np.empty(0)), dtype=float)

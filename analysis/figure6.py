@@ -14,7 +14,6 @@ seeds; random ones differ only by their seed's draw).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,13 +58,12 @@ def _stats(ctx: Any, where: dict[str, Any]) -> list[dict[str, Any]]:
         if not found:
             ctx.notes.append(f"{who} finished without a param_stats artifact (its param_stats = {cell.values.get('param_stats')}).")
             continue
-        location = found[-1]["location"]
-        if not Path(location).is_file():
-            ctx.notes.append(f"{who}: statistics file {location} is not reachable here (shared run storage not mounted?).")
-            continue
+        location = found[-1]["path"]
+        if location is None:
+            continue  # refused or not reachable here: the context noted why
         try:
-            data = json.loads(Path(location).read_text())
-        except (OSError, ValueError) as e:
+            data = json.loads(location.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
             ctx.notes.append(f"{who}: cannot read statistics file {location}: {e}")
             continue
         if not isinstance(data, dict) or not isinstance(data.get("rows"), list):

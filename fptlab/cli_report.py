@@ -24,6 +24,7 @@ def report(
     experiments: Annotated[Path | None, typer.Option("--experiments", help="Folder of sweep specs (default: ./experiments, else the checkout's).")] = None,
     curves: Annotated[bool, typer.Option("--curves", help="Convergence curves for every table (html, and PNG/SVG files with --out).")] = False,
     figures_dir: Annotated[Path | None, typer.Option("--figures-dir", help="Where figure files go (default: beside --out, else ./fptlab-figures).")] = None,
+    storage: Annotated[Path, typer.Option("--storage", help="The sweep's --storage: trial folders with the attention maps and parameter statistics figures read (nothing outside it is opened).")] = Path("fptlab-runs"),
 ) -> None:
     """Regenerate the paper's tables and figures from the database, beside the paper's numbers: mean ±
     std over seeds, 95% CIs, Welch p-values, and for every missing cell the command that fills it.
@@ -31,20 +32,21 @@ def report(
     from fptlab.cli import user_errors
 
     with user_errors():
-        _report(name or [], table or [], figure or [], everything, fmt, out, db, offline, experiments, curves, figures_dir)
+        _report(name or [], table or [], figure or [], everything, fmt, out, db, offline, experiments, curves, figures_dir, storage)
 
 
 def _report(names: list[str], tables: list[int], figures: list[int], everything: bool, fmt: str | None, out: Path | None,
-            db: str | None, offline: bool, experiments: Path | None, curves: bool, figures_dir: Path | None) -> None:
+            db: str | None, offline: bool, experiments: Path | None, curves: bool, figures_dir: Path | None, storage: Path) -> None:
     from fptlab.cli_sweep import existing_store
     from fptlab.report.engine import ReportOptions, make_report, select_keys
 
-    _check_paths(out, experiments, figures_dir)
+    _check_paths(out, experiments, figures_dir, storage)
     fmt = _format_of(fmt, out)
     keys = select_keys([str(n) for n in tables], [str(n) for n in figures], names, everything)
     store = existing_store(db)
     wants_files = fmt != "html" and (out is not None or figures_dir is not None or any(k.startswith("figure") for k in keys))
-    options = ReportOptions(db_url=db, offline=offline, experiments=experiments, curves=curves, plots=fmt == "html" or wants_files)
+    options = ReportOptions(db_url=db, offline=offline, experiments=experiments, curves=curves, plots=fmt == "html" or wants_files,
+                            storage=storage)
     rendered = make_report(keys, store, options)
     if store is None:
         typer.echo("No results database yet: every cell is missing; each table gives the command that fills it.", err=True)
@@ -85,10 +87,11 @@ def _format_of(fmt: str | None, out: Path | None) -> str:
     return _SUFFIX_FORMAT[out.suffix.lower()]
 
 
-def _check_paths(out: Path | None, experiments: Path | None, figures_dir: Path | None) -> None:
+def _check_paths(out: Path | None, experiments: Path | None, figures_dir: Path | None, storage: Path) -> None:
     """Every path option, before the database is read or anything is written."""
-    from fptlab.cli_checks import input_folder, output_file, writable_folder
+    from fptlab.cli_checks import existing_folder_or_absent, input_folder, output_file, writable_folder
 
+    existing_folder_or_absent("--storage", storage)
     if out is not None:
         output_file("--out", out, create_parents=True)
     if experiments is not None:

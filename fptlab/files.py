@@ -111,3 +111,39 @@ def pseudo_filesystem(path: str | Path) -> str | None:
         if inside and len(mount) >= len(best):
             best, kind = mount, parts[2]
     return kind if kind in PSEUDO_FILESYSTEMS else None
+
+
+class OutsideError(ConfigError):
+    """A location read from a database or a file that would lead outside the folder it must stay in."""
+
+
+class NotThere(OutsideError):
+    """A confined location that is well-formed but has nothing at it (storage not mounted here)."""
+
+
+def confined(root: str | Path, location: str, *, want: str = "file") -> Path:
+    """`root/location`, for a `location` read from untrusted storage (an artifact row of a shared
+    database): relative, without `..`, resolving (symlinks followed) inside `root`, and a regular file
+    (`want="file"`) or a folder (`want="folder"`). Anything else raises OutsideError saying why; the
+    path is never opened."""
+    from pathlib import PurePath
+
+    rel = PurePath(location)
+    if rel.is_absolute() or location.startswith(("/", "\\")) or (len(location) > 1 and location[1] == ":"):
+        raise OutsideError(f"location {location!r} is absolute; artifact locations are relative to the storage folder")
+    if ".." in rel.parts:
+        raise OutsideError(f"location {location!r} climbs out of the storage folder ('..')")
+    base = Path(root).resolve()
+    candidate = base / rel
+    kind = kind_of(candidate)
+    if kind == "missing":
+        raise NotThere(f"{candidate} is not there (is the sweep's --storage {root} mounted here?)")
+    try:
+        real = candidate.resolve(strict=True)
+    except (OSError, RuntimeError) as e:
+        raise OutsideError(f"{candidate} cannot be resolved ({e})") from None
+    if not real.is_relative_to(base):
+        raise OutsideError(f"{candidate} leads outside the storage folder {base} (to {real})")
+    if kind != want:
+        raise OutsideError(f"{candidate} {not_a_file(candidate, kind) if want == 'file' else f'is a {kind}, not a folder'}")
+    return real

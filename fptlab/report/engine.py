@@ -7,11 +7,12 @@ command fills it. A table whose spec has no offline counterpart says so under --
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fptlab.errors import FptlabError
+from fptlab.errors import FptlabError, FptlabWarning
 from fptlab.report import catalog
 from fptlab.report.build import FINISHED, TableResult, build_table
 from fptlab.report.declare import Figure, Table
@@ -26,6 +27,7 @@ class ReportOptions:
     data_dir: Path | None = None
     curves: bool = False  # convergence curves for every table (Table 6 and the quickstart always)
     plots: bool = True  # draw figures at all (terminal tables skip them)
+    storage: Path = Path("fptlab-runs")  # the sweep's --storage: artifact locations are relative to it
 
 
 @dataclass
@@ -61,7 +63,27 @@ class FigureContext:
         return [h for h in hashes if self.snap.states.get(h, {}).get("status") in FINISHED]
 
     def artifacts(self, config_hash: str, kind: str) -> list[dict[str, Any]]:
-        return self.store.artifacts(config_hash, kind) if self.store is not None else []
+        """The trial's artifact records of `kind`, oldest first, each with `path`: its file resolved inside
+        the storage folder (`--storage`), or None when it is not usable here. A record whose location is
+        absolute, climbs out (`..`), leads out through a symlink or is not a regular file is refused
+        with a warning; a file not there gets a note. Either way its `path` is None and nothing is
+        opened."""
+        from fptlab.files import NotThere, OutsideError, confined
+
+        found = self.store.artifacts(config_hash, kind) if self.store is not None else []
+        out = []
+        for artifact in found:
+            path = None
+            try:
+                path = confined(self.options.storage, str(artifact["location"]))
+            except NotThere as e:
+                self.notes.append(f"trial {config_hash}: its {kind} file is not reachable here: {e}.")
+            except OutsideError as e:
+                message = f"trial {config_hash}: its {kind} record is refused and not opened: {e}."
+                warnings.warn(message, FptlabWarning, stacklevel=2)
+                self.notes.append(message)
+            out.append({**artifact, "path": path})
+        return out
 
     def table(self, key: str) -> TableResult | None:
         """Another table's result in this report (e.g. Figure 1 draws Table 1's cells)."""

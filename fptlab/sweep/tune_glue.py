@@ -99,7 +99,7 @@ class ClaimingSearcher(Searcher):
         status, attempts = (rows[0]["status"], rows[0]["attempts"]) if rows else (None, 0)
         if status in (None, "completed"):
             try:
-                return locate_body(TRIAL_PREFIX + source, roots=[self.trials_root], store=self.store), None
+                return locate_body(TRIAL_PREFIX + source, roots=[self.trials_root], store=self.store, storage=self.trials_root.parent), None
             except DataNotFoundError:
                 pass
         if source in self.pending or status == "running":
@@ -198,7 +198,7 @@ class StoreCallback(Callback):
             for note in payload.get("checkpoint_warnings") or ():
                 warnings.warn(f"trial {config_hash}: {note}", CheckpointWarning, stacklevel=1)
         elif event == "artifact":
-            sink.artifact(payload["kind"], payload["location"], payload.get("meta", {}))
+            sink.artifact(payload["kind"], storage_relative(payload["location"], self.opts.storage), payload.get("meta", {}))
         elif event == "finish":
             sink.finish(payload)
             self._done(config_hash, payload["status"], payload.get("test_accuracy"))
@@ -284,6 +284,16 @@ class LostTrialStopper(Stopper):
 
     def stop_all(self) -> bool:
         return False
+
+
+def storage_relative(location: str, storage: Path) -> str:
+    """An artifact's location as the store keeps it: relative to the sweep's --storage (so a report on
+    another machine resolves it inside that machine's mount of the storage, and nothing else)."""
+    path = Path(location)
+    try:
+        return path.resolve().relative_to(Path(storage).resolve()).as_posix()
+    except ValueError:
+        return location  # not under --storage: kept as written, and refused by every reader
 
 
 def _error_text(trial: Any) -> str:

@@ -61,9 +61,15 @@ def record(
     sink.finish(final)
 
 
-def write_attention(folder: Path, attention: Any, inputs: Any = None, labels: Any = None) -> tuple[str, dict[str, Any]]:
+def location(path: Path, storage: Path) -> str:
+    """An artifact's location as a sweep stores it: relative to the storage folder."""
+    return path.resolve().relative_to(storage.resolve()).as_posix()
+
+
+def write_attention(folder: Path, attention: Any, inputs: Any = None, labels: Any = None, *, storage: Path) -> tuple[str, dict[str, Any]]:
     """An `attention` artifact as fptlab.artifacts.attention_maps writes it: a safetensors file with
-    `attention` (n, T, T), `inputs` (n, T, d) and `labels`; returns (location, meta) for add_artifact."""
+    `attention` (n, T, T), `inputs` (n, T, d) and `labels`; returns (location relative to `storage`,
+    meta) for add_artifact."""
     import numpy as np
     from safetensors.numpy import save_file
 
@@ -76,14 +82,15 @@ def write_attention(folder: Path, attention: Any, inputs: Any = None, labels: An
         "inputs": np.ascontiguousarray(np.zeros((n, t, 1)) if inputs is None else inputs, dtype=np.float32),
         "labels": np.ascontiguousarray(np.zeros((n, 1)) if labels is None else labels, dtype=np.int64),
     }, str(path))
-    return str(path.resolve()), {"examples": n, "block": 0, "shape": list(att.shape)}
+    return location(path, storage), {"examples": n, "block": 0, "shape": list(att.shape)}
 
 
-def write_param_stats(folder: Path, backbone: str, rows: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """A `param_stats` artifact as fptlab.artifacts.write_param_stats writes it; returns (location, meta)."""
+def write_param_stats(folder: Path, backbone: str, rows: Sequence[Mapping[str, Any]], *, storage: Path) -> tuple[str, dict[str, Any]]:
+    """A `param_stats` artifact as fptlab.artifacts.write_param_stats writes it; returns (location
+    relative to `storage`, meta)."""
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "param_stats.json"
     path.write_text(json.dumps({"backbone": backbone, "rows": list(rows)}, indent=1, allow_nan=True))
-    return str(path.resolve()), {"blocks": len({r["block"] for r in rows}), "rows": len(rows)}
+    return location(path, storage), {"blocks": len({r["block"] for r in rows}), "rows": len(rows)}
