@@ -8,10 +8,12 @@ Renderers (`fptlab.report.render`) only format a TableResult; nothing below prin
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from fptlab.errors import FptlabWarning
 from fptlab.report import convergence
 from fptlab.report.declare import PaperValue, Table
 from fptlab.report.source import Snapshot, SpecCells
@@ -38,6 +40,7 @@ class CellResult:
     text: str | None = None  # display set by a table's post hook (derived cells such as speedups)
     hash_status: dict[str, str] = field(default_factory=dict)
     offline: bool = False  # an offline counterpart's cell: not comparable to the paper's number
+    problems: list[str] = field(default_factory=list)  # trials whose stored value is impossible (inf %, 140 %)
 
     @property
     def finished(self) -> int:
@@ -144,6 +147,9 @@ def build_table(table: Table, cells: SpecCells | None, snap: Snapshot, *, db_url
     levels = _steps_to_converge(table, grid, snap)
     comparisons = _compare(table, grid)
     result = TableResult(table, grid, comparisons, _provenance(table, cells, grid, snap), Counter(), [], levels, spec=cells, snap=snap)
+    for problem in (p for cell in grid.values() for p in cell.problems):
+        warnings.warn(f"{table.key}: {problem}", FptlabWarning, stacklevel=2)
+        result.notes.append(problem)
     _fill(result, cells, db_url)
     if cells is not None and cells.offline:
         for cell in grid.values():
@@ -174,8 +180,13 @@ def _cell(table: Table, row: Any, column: Any, cells: SpecCells | None, snap: Sn
             out.diverged += 1
         if status in FINISHED and kind.of_trial is not None:
             value = kind.of_trial(snap.results.get(h, {}))
-            if not math.isnan(value):
+            if math.isnan(value):
+                continue
+            problem = kind.problem(value)
+            if problem is None:
                 out.values.append(value)
+            else:
+                out.problems.append(f"trial {h}: its {kind.name} is {problem}; left out of {row.label} / {column.label}.")
     out.stat = summarize(out.values)
     return out
 

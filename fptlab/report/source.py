@@ -146,6 +146,25 @@ def _resolve(spec: Any, data_dir: Path | None) -> tuple[list[SpecCell], list[str
     return out, unresolved
 
 
+def _known_statuses(states: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The trials whose status is one the schema allows; any other (a row written by something else
+    than fptlab) is left out with a warning naming the trial, and its cell counts it as missing."""
+    import warnings
+
+    from fptlab.errors import FptlabWarning
+    from fptlab.escape import quoted
+    from fptlab.store.models import STATUSES
+
+    out = {}
+    for h, state in states.items():
+        if state.get("status") in STATUSES:
+            out[h] = state
+        else:
+            warnings.warn(f"trial {h} has status {quoted(state.get('status'))}, not one of {', '.join(STATUSES)}; the report "
+                          "counts it as missing.", FptlabWarning, stacklevel=2)
+    return out
+
+
 @dataclass
 class Snapshot:
     """The store's state for a set of trials, read once: {hash: trial columns} and {hash: results}."""
@@ -160,7 +179,7 @@ class Snapshot:
         wanted = sorted(set(hashes))
         if store is None or not wanted:
             return cls({}, {}, store)
-        states = store.trial_states(wanted)
+        states = _known_statuses(store.trial_states(wanted))
         finished = [h for h, s in states.items() if s["status"] in ("completed", "diverged")]
         return cls(states, store.results(finished) if finished else {}, store)
 

@@ -21,6 +21,16 @@ class ValueKind:
     describe: str
     needs_curves: bool = False
 
+    def problem(self, value: float) -> str | None:
+        """Why a stored value cannot be this kind's (an accuracy of inf % or 140 %, a negative count),
+        else None. A database is shared: its rows are checked before they are shown."""
+        if not math.isfinite(value):
+            return f"{value} (not a finite number)"
+        low, high = {"%": (0.0, 100.0), "params": (0.0, math.inf), "steps": (0.0, math.inf), "s": (0.0, math.inf)}.get(self.unit, (-math.inf, math.inf))
+        if not low <= value <= high:
+            return f"{format_value(value, self.unit)} (outside {low:g} to {high:g})"
+        return None
+
 
 VALUES: Registry[ValueKind] = Registry("value kind")
 

@@ -49,6 +49,14 @@ class Store(ClaimOps, RecordOps, QueryOps):
         database at another revision is never migrated here: the error says to run `fptlab db upgrade`."""
         schema.check(self._sessions.engine, self.url, create_if_empty=create_if_empty, write_engine=self._sessions.write_engine)
 
+    def is_empty(self) -> bool:
+        """Whether the database has no fptlab table (nor one named like fptlab's) yet."""
+        try:
+            with self._sessions.engine.connect() as connection:
+                return not schema.has_fptlab_tables(connection)
+        except SQLAlchemyError as e:
+            raise self._sessions.error(e) from None
+
     def revision(self) -> str | None:
         """The schema revision the database is stamped with (None: never migrated)."""
         try:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from fptlab.registry import did_you_mean
 from fptlab.store.base import StoreBase, chunks
 from fptlab.store.errors import StoreError
-from fptlab.store.models import Artifact, Experiment, ExperimentTrial, Metric, Result, Trial, decode_float
+from fptlab.store.models import VALUE_KINDS, Artifact, Experiment, ExperimentTrial, Metric, Result, Trial, decode_float
 
 TRIAL_FIELDS = tuple(c.name for c in Trial.__table__.columns)
 
@@ -60,7 +60,9 @@ class QueryOps(StoreBase):
         query = select(Trial.config_hash, Result.key, Result.value, Result.value_kind).join(Trial, Trial.id == Result.trial_id)
         out: dict[str, dict[str, float]] = {}
         for h, key, value, kind in self._rows_for(query, config_hashes):
-            out.setdefault(h, {})[key] = decode_float(value, kind)
+            decoded = _decoded(h, "result", key, value, kind)
+            if decoded is not None:
+                out.setdefault(h, {})[key] = decoded
         return out
 
     def curves(
@@ -73,7 +75,8 @@ class QueryOps(StoreBase):
         if keys is not None:
             query = query.where(Metric.key.in_(list(keys)))
         query = query.order_by(Trial.config_hash, Metric.key, Metric.step)
-        rows = [(h, key, step, decode_float(value, kind)) for h, key, step, value, kind in self._rows_for(query, config_hashes)]
+        rows = [(h, key, step, v) for h, key, step, value, kind in self._rows_for(query, config_hashes)
+                if isinstance(step, int) and (v := _decoded(h, f"metric at step {step}", key, value, kind)) is not None]
         return sorted(rows, key=lambda r: (r[0], r[1], r[2])) if config_hashes is not None else rows
 
     def artifacts(self, config_hash: str, kind: str | None = None) -> list[dict[str, Any]]:
@@ -88,7 +91,7 @@ class QueryOps(StoreBase):
                     "config_hash": config_hash,
                     "kind": a.kind,
                     "location": a.location,
-                    "meta": json.loads(a.meta),
+                    "meta": _json_object(a.meta, f"trial {config_hash}: artifact {a.id}'s meta") or {},
                     "created": a.created,
                 }
                 for a in session.scalars(query)
@@ -145,5 +148,42 @@ class QueryOps(StoreBase):
 
 def _trial_dict(trial: Trial) -> dict[str, Any]:
     out = {name: getattr(trial, name) for name in TRIAL_FIELDS}
-    out["config"] = json.loads(trial.config)
+    out["config"] = _json_object(trial.config, f"trial {trial.config_hash}: its config")
     return out
+
+
+# ---- rows that break the schema's promises ---------------------------------------------------------
+# A database is shared and may have been written by something other than fptlab: a row that breaks a
+# promise of the schema is left out (or its field set to None) with a warning naming the trial, never
+# a KeyError or JSONDecodeError in the middle of a report.
+def _warn(message: str) -> None:
+    import warnings
+
+    from fptlab.errors import FptlabWarning
+
+    warnings.warn(message, FptlabWarning, stacklevel=3)
+
+
+def _decoded(config_hash: str, what: str, key: str, value: Any, kind: Any) -> float | None:
+    from fptlab.escape import quoted
+
+    if kind not in VALUE_KINDS:
+        _warn(f"trial {config_hash}: {what} {quoted(key)} has value_kind {quoted(kind)}, not one of {', '.join(VALUE_KINDS)}; left out.")
+        return None
+    if kind == "finite" and not isinstance(value, (int, float)):
+        _warn(f"trial {config_hash}: {what} {quoted(key)} is {quoted(value)}, not a number; left out.")
+        return None
+    return decode_float(value, kind)
+
+
+def _json_object(text: Any, what: str) -> dict[str, Any] | None:
+    from fptlab.escape import quoted
+
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        _warn(f"{what} is not a JSON object ({quoted(text)}); left out.")
+        return None
+    return value

@@ -47,7 +47,7 @@ def curves_frame(store: Store, config_hashes: Iterable[str] | None = None, keys:
 
 def _row(trial: dict[str, Any], results: dict[str, float]) -> dict[str, Any]:
     row = {k: v for k, v in trial.items() if k != "config"}
-    row.update(flatten(trial["config"]))
+    row.update(flatten(trial["config"] or {}))  # None: not a JSON object, warned about by the store
     for key, value in sorted(results.items()):
         row[RESULT_PREFIX + key if key in row else key] = value
     return row

@@ -59,6 +59,21 @@ def has_fptlab_tables(connection: Connection) -> bool:
     return VERSION_TABLE in names or bool(names & set(Base.metadata.tables))
 
 
+def foreign_tables(connection: Connection) -> list[str]:
+    """Tables named like fptlab's in a database that has no fptlab version table: another application's
+    (its own `trials`, say). Empty for an fptlab database and for one that shares no table name."""
+    names = set(inspect(connection).get_table_names())
+    return [] if VERSION_TABLE in names else sorted(names & set(Base.metadata.tables))
+
+
+def not_fptlab(url: str, tables: list[str]) -> StoreError:
+    return StoreError(
+        f"The database '{mask_url(url)}' is not an fptlab database: it has tables named {', '.join(tables)} but no "
+        f"{VERSION_TABLE} table, so they belong to another application. fptlab changed nothing in it. Point --db at an "
+        "fptlab database, or at a new file or database for fptlab's results."
+    )
+
+
 def upgrade(write_engine: Engine, url: str, revision: str = "head") -> None:
     """Migrate the database to `revision` (default: head) in one transaction."""
     from alembic import command
@@ -66,6 +81,9 @@ def upgrade(write_engine: Engine, url: str, revision: str = "head") -> None:
 
     try:
         with write_engine.begin() as connection:
+            foreign = foreign_tables(connection)
+            if foreign:
+                raise not_fptlab(url, foreign)
             dialect.lock_schema(connection)  # a concurrent upgrade waits here, then finds head: no-op
             command.upgrade(alembic_config(connection), revision)
     except SQLAlchemyError as e:
@@ -81,10 +99,13 @@ def check(engine: Engine, url: str, create_if_empty: bool = False, write_engine:
     database holding no fptlab tables is first created at head (on `write_engine`)."""
     try:
         with engine.connect() as connection:
+            foreign = foreign_tables(connection)
             empty = not has_fptlab_tables(connection)
-            revision = None if empty else current_revision(connection)
+            revision = None if empty or foreign else current_revision(connection)
     except SQLAlchemyError as e:
         raise StoreError(describe_error(e, url)) from None
+    if foreign:
+        raise not_fptlab(url, foreign)
     if empty and create_if_empty:
         upgrade(write_engine or engine, url)
         return
