@@ -40,7 +40,9 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except FptlabError as e:
-        _stderr(f"Error: {e}")
+        from fptlab.escape import for_terminal
+
+        _stderr(for_terminal(f"Error: {e}", keep_newlines=True))  # it may quote what a database or file holds
         raise typer.Exit(1) from None
 
 
@@ -219,7 +221,9 @@ def main() -> None:
     def formatwarning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
         # fptlab's own warnings are messages for the user, not for the developer of the line that raised them.
         if issubclass(category, FptlabWarning):
-            return f"Warning: {message}\n"
+            from fptlab.escape import for_terminal
+
+            return for_terminal(f"Warning: {message}") + "\n"
         return plain(message, category, filename, lineno, line)
 
     warnings.formatwarning = formatwarning

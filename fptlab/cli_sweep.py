@@ -4,6 +4,8 @@ Registered on the main Typer app by fptlab.cli; heavy imports stay inside the co
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +14,7 @@ import typer
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: $FPTLAB_DB, else sqlite:///fptlab.db).")]
 SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (TOML), e.g. experiments/smoke.toml.")]
 EXPORT_FORMATS = ("csv", "parquet")
+_FPTLAB_ERROR = re.compile(r"^fptlab\.[\w.]*Error: ")
 
 
 def _store(db: str | None) -> Any:
@@ -100,22 +103,28 @@ def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool, retry_fa
     unfinished = {h: s for h, s in statuses.items() if s not in ("completed", "diverged")}
     peers = _held_by_live_peers(store, [h for h, s in unfinished.items() if s == "running"], opts.lease_seconds)
     if peers:
-        typer.echo(
+        say(
             f"{len(peers)} cell(s) are being run by another live driver ({', '.join(sorted(set(peers.values())))}); they "
-            f"finish there: {', '.join(sorted(peers))}. `fptlab status {spec.origin}` shows their progress.",
-            err=True,
+            f"finish there: {', '.join(sorted(peers))}. `fptlab status {spec.origin}` shows their progress."
         )
     rest = {h: s for h, s in unfinished.items() if h not in peers}
     if rest:
         listed = ", ".join(f"{h} ({s})" for h, s in sorted(rest.items()))
-        typer.echo(
+        say(
             f"{len(rest)} cell(s) not finished: {listed}. See `fptlab trials --status failed`; run again with "
-            "--retry-failed to give failed cells new attempts.",
-            err=True,
+            "--retry-failed to give failed cells new attempts."
         )
         for config_hash, why in _errors(store, [h for h, s in sorted(rest.items()) if s == "failed"]):
-            typer.echo(f"  {config_hash}: {why}", err=True)
+            say(f"  {config_hash}: {why}")
         raise typer.Exit(1)
+
+
+def say(text: str, err: bool = True) -> None:
+    """One line or paragraph to the terminal, with what came from the database (names, hosts, errors)
+    shown with its control characters escaped."""
+    from fptlab.escape import for_terminal
+
+    typer.echo(for_terminal(text, keep_newlines=True), err=err)
 
 
 def _errors(store: Any, hashes: list[str], shown: int = 10) -> list[tuple[str, str]]:
@@ -124,7 +133,8 @@ def _errors(store: Any, hashes: list[str], shown: int = 10) -> list[tuple[str, s
     out = []
     for config_hash in hashes[:shown]:
         lines = [line.strip() for line in str((states.get(config_hash) or {}).get("error") or "").splitlines() if line.strip()]
-        out.append((config_hash, lines[-1][:400] if lines else "no error recorded"))
+        last = _FPTLAB_ERROR.sub("", lines[-1]) if lines else "no error recorded"  # "fptlab.errors.BadFileError: " adds nothing
+        out.append((config_hash, last[:400] + ("…" if len(last) > 400 else "")))
     return out
 
 
@@ -164,7 +174,7 @@ def _print_summary(store: Any, spec: Any, cells: list) -> None:
         return
     axes = [k for k in next((c.labels for c in cells if SOURCE not in c.labels), {}) if k != "seed" and k in trials.columns]
     by = tuple(dict.fromkeys(["task", "init", *axes]))
-    typer.echo(render_summary(summary_frame(trials, by=by)))
+    say(render_summary(summary_frame(trials, by=by)), err=False)
     from fptlab.report.engine import figures_for_spec
 
     for number in figures_for_spec(spec):
@@ -183,7 +193,7 @@ def _print_plan(spec: Any, prepared: Any, db: str | None) -> None:
         needs = f"  (needs {cell.config.weights})" if cell.config.weights.startswith("trial:") else ""
         lacks = prepared.missing_for(cell)
         missing = f"  missing: {'; '.join(m.what for m in lacks)}" if lacks else ""
-        typer.echo(f"  {cell.hash}  {statuses.get(cell.hash, 'new'):<11}  {labels}{needs}{missing}")
+        say(f"  {cell.hash}  {statuses.get(cell.hash, 'new')!s:<11}  {labels}{needs}{missing}", err=False)
     if not prepared.missing:
         return
     by_how: dict[str, list[str]] = {}
@@ -210,8 +220,8 @@ def existing_store(db: str | None) -> Any:
     store = Store(db)
     if not check_db(store.url, "read-optional"):
         return None  # no database yet
-    if store.revision() is None:
-        return None
+    if store.revision() is None and store.is_empty():
+        return None  # a database with no fptlab tables yet (another application's is an error: `check`)
     store.check()
     return store
 
@@ -247,8 +257,8 @@ def status(
             counts = {}
         for s in statuses.values():
             counts[s] = counts.get(s, 0) + 1
-        for name, n in sorted(counts.items()):
-            typer.echo(f"{name:<12} {n}")
+        for name, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
+            say(f"{name!s:<12} {n}", err=False)
         _print_stale(store, set(statuses), lease)
 
 
@@ -266,7 +276,7 @@ def _print_stale(store: Any, hashes: set[str], lease: float) -> None:
         dead = owner_is_dead_here(t.get("owner"))
         if dead or age > timedelta(seconds=lease):
             why = "driver process is gone" if dead else f"no heartbeat for {age.total_seconds():.0f} s"
-            typer.echo(f"stale        {t['config_hash']} ({why}; the next sweep reclaims it)")
+            say(f"stale        {t['config_hash']} ({why}; the next sweep reclaims it)", err=False)
 
 
 def trials(
@@ -289,12 +299,13 @@ def trials(
         results = store.results([r["config_hash"] for r in rows]) if rows else {}
         for r in rows:
             acc = results.get(r["config_hash"], {}).get("test_accuracy")
-            if json_out:
+            if json_out:  # JSON escapes control characters itself
                 typer.echo(json.dumps({"config_hash": r["config_hash"], "status": r["status"], "task": r["task"], "backbone": r["backbone"],
                                        "init": r["init"], "seed": r["seed"], "attempts": r["attempts"], "test_accuracy": acc}, default=str))
             else:
-                acc_text = "-" if acc is None else f"{acc:.4f}"
-                typer.echo(f"{r['config_hash']}  {r['status']:<11} {r['task']:<16} {r['backbone']:<12} {r['init']:<10} seed={r['seed']:<3} acc={acc_text}")
+                acc_text = "-" if not isinstance(acc, float) or not math.isfinite(acc) else f"{acc:.4f}"
+                say(f"{r['config_hash']}  {r['status']!s:<11} {r['task']!s:<16} {r['backbone']!s:<12} {r['init']!s:<10} "
+                    f"seed={r['seed']!s:<3} acc={acc_text}", err=False)
 
 
 def export(
@@ -324,8 +335,23 @@ def export(
         frame = trials_frame(store, experiment=experiment)
         if curves:
             frame = curves_frame(store, list(frame["config_hash"]) if experiment else None)
+        if fmt == "csv":
+            frame = csv_safe(frame)
         write_atomically(path, lambda tmp: frame.to_csv(tmp, index=False) if fmt == "csv" else frame.to_parquet(tmp, index=False))
         typer.echo(f"wrote {len(frame)} rows to {path}")
+
+
+def csv_safe(frame: Any) -> Any:
+    """The frame with every text cell and column name a spreadsheet would run as a formula neutralised
+    (`fptlab.escape.for_csv`); numbers stay numbers."""
+    from fptlab.escape import for_csv
+
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(for_csv)
+    out.columns = [for_csv(str(c)) for c in out.columns]
+    return out
 
 
 def _require_parquet() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from fptlab.escape import for_terminal
 from fptlab.report.stats import summarize
 
 COLUMNS = ("n", "test_acc_mean", "test_acc_std", "ci_low", "ci_high")
@@ -35,7 +36,7 @@ def render_summary(frame: Any) -> str:
     if frame.empty:
         return "no finished trials to summarise"
     groups = [c for c in frame.columns if c not in COLUMNS]
-    rows = [[str(v) for v in row] for row in frame[groups].itertuples(index=False)]
+    rows = [[for_terminal(v) for v in row] for row in frame[groups].itertuples(index=False)]  # values from the database
     widths = [max(len(g), *(len(r[i]) for r in rows)) for i, g in enumerate(groups)]
     lines = ["  ".join(g.ljust(w) for g, w in zip(groups, widths)) + f"  {'test accuracy':>24}  {'95% CI':>15}"]
     for cells, row in zip(rows, frame.itertuples(index=False)):
