@@ -40,9 +40,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except FptlabError as e:
-        from fptlab.escape import for_terminal
+        from fptlab.escape import for_terminal, shorten_words
 
-        _stderr(for_terminal(f"Error: {e}", keep_newlines=True))  # it may quote what a database or file holds
+        # It may quote what a database or file holds, or a value as long as the user gave it.
+        _stderr(for_terminal(shorten_words(f"Error: {e}"), keep_newlines=True))
         raise typer.Exit(1) from None
 
 

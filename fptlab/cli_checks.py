@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fptlab.errors import FptlabError
+from fptlab.escape import quoted
 from fptlab.files import kind_of, not_a_file, pseudo_filesystem
 
 DbUse = Literal["write", "read", "read-optional"]
+INT_RANGE = (-(2**31), 2**31 - 1)  # the trials table's integer columns, on every backend
 
 
 # ---- databases ---------------------------------------------------------------------------------------
@@ -178,10 +180,10 @@ def trial_filters(texts: list[str]) -> dict[str, Any]:
     for text in texts:
         key, sep, value = (part.strip() for part in text.partition("="))
         if not sep or not key:
-            raise FptlabError(f"Bad --where '{text}': expected KEY=VALUE, e.g. --where task=bit_xor or --where seed=0.")
+            raise FptlabError(f"Bad --where {quoted(text)}: expected KEY=VALUE, e.g. --where task=bit_xor or --where seed=0.")
         if key not in columns:
             raise FptlabError(
-                f"Bad --where '{text}': cannot filter trials on '{key}'.{did_you_mean(key, list(columns))} "
+                f"Bad --where {quoted(text)}: cannot filter trials on '{key}'.{did_you_mean(key, list(columns))} "
                 f"Filter on: {', '.join(columns)}."
             )
         if key in out:
@@ -204,19 +206,23 @@ def _filter_columns() -> dict[str, type]:
 
 def _filter_value(key: str, value: str, kind: type, text: str) -> Any:
     if value == "":
-        raise FptlabError(f"Bad --where '{text}': the value is empty. Expected KEY=VALUE, e.g. --where {key}=...")
+        raise FptlabError(f"Bad --where {quoted(text)}: the value is empty. Expected KEY=VALUE, e.g. --where {key}=...")
     if kind is int:
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
-            raise FptlabError(f"Bad --where '{text}': '{key}' is a whole number, got '{value}'. E.g. --where {key}=0.") from None
+            raise FptlabError(f"Bad --where {quoted(text)}: '{key}' is a whole number, got {quoted(value)}. E.g. --where {key}=0.") from None
+        if not INT_RANGE[0] <= number <= INT_RANGE[1]:
+            raise FptlabError(f"Bad --where {quoted(text)}: '{key}' is stored as a 32-bit integer ({INT_RANGE[0]:,} to "
+                              f"{INT_RANGE[1]:,}), so no trial has {key} = {quoted(number)}.")
+        return number
     try:
         if key == "status":
             trial_statuses([value])
         elif (registry := _name_registry(key)) is not None:
             registry.get(value)  # an unknown name: did-you-mean and the list
     except FptlabError as e:
-        raise FptlabError(f"Bad --where '{text}': {e}") from None
+        raise FptlabError(f"Bad --where {quoted(text)}: {e}") from None
     return value
 
 

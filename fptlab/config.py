@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fptlab.errors import ConfigError
+from fptlab.escape import quoted
 from fptlab.groups import PAPER_GROUPS, canonical_groups
 
 MODEL_SECTION = "model"
@@ -173,7 +174,7 @@ def config_from_dict(raw: Mapping[str, Any], *, origin: str = "config") -> RunCo
     for key, value in raw.items():
         if key in sections:
             if not isinstance(value, Mapping):
-                raise ConfigError(f"{origin}: '{key}' must be a table of {key} options, got {value!r}.")
+                raise ConfigError(f"{origin}: '{key}' must be a table of {key} options, got {quoted(value)}.")
             sections[key] = value
         elif key in top:
             kwargs[key] = coerce(value, _hints(RunConfig)[key], key)
@@ -273,7 +274,7 @@ def check_combination(cfg: RunConfig) -> None:
 
     if cfg.weights != "auto" and not INITS.get(cfg.init).reads_weights:
         raise ConfigError(
-            f"weights = {cfg.weights!r} is only read by init = \"pretrained\" or \"stats\"; init = {cfg.init!r} "
+            f"weights = {quoted(cfg.weights)} is only read by init = \"pretrained\" or \"stats\"; init = {quoted(cfg.init)} "
             "builds its own. Drop weights, or set init = \"pretrained\"."
         )
     if cfg.micro_batch_size is not None and cfg.micro_batch_size > cfg.batch_size:
@@ -310,13 +311,13 @@ def coerce(value: Any, typ: Any, path: str) -> Any:
     if origin is Literal:
         if value not in args:
             allowed = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"'{path}' must be one of {allowed}; got {value!r}.")
+            raise ConfigError(f"'{path}' must be one of {allowed}; got {quoted(value)}.")
         return value
     if origin is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"'{path}' must be a list, got {value!r}. Example: {path} = [\"input\", \"output\"].")
+            raise ConfigError(f"'{path}' must be a list, got {quoted(value)}. Example: {path} = [\"input\", \"output\"].")
         return tuple(coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
     if typ is Any:
         return value
@@ -325,21 +326,21 @@ def coerce(value: Any, typ: Any, path: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise ConfigError(f"'{path}' must be true or false, got {value!r}.")
+        raise ConfigError(f"'{path}' must be true or false, got {quoted(value)}.")
     if typ is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"'{path}' must be an integer, got {value!r}.")
+        raise ConfigError(f"'{path}' must be an integer, got {quoted(value)}.")
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise ConfigError(f"'{path}' must be a finite number, got {value!r}.")
+                raise ConfigError(f"'{path}' must be a finite number, got {quoted(value)}.")
             return float(value)
-        raise ConfigError(f"'{path}' must be a number, got {value!r}.")
+        raise ConfigError(f"'{path}' must be a number, got {quoted(value)}.")
     if typ is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"'{path}' must be a string, got {value!r}.")
+        raise ConfigError(f"'{path}' must be a string, got {quoted(value)}.")
     raise AssertionError(f"unsupported config type {typ!r} at {path}")  # internal: a field we declared
 
 

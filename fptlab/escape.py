@@ -102,3 +102,12 @@ def quoted(value: Any, limit: int = QUOTE_LIMIT) -> str:
     else:
         size = f"{len(text):,} characters"
     return f"{text[:limit]}… ({size})"
+
+
+_LONG_WORD = re.compile(r"\S{" + str(QUOTE_LIMIT * 4) + ",}")
+
+
+def shorten_words(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """Every run of over 4 × `limit` non-space characters in a message cut to its first `limit` and its
+    length: the safety net for messages that quote a name or key path as given (a 10 MB --set key)."""
+    return _LONG_WORD.sub(lambda m: f"{m.group()[:limit]}… ({len(m.group()):,} characters)", text)

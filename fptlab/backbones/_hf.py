@@ -59,12 +59,17 @@ def load_pretrained(model_cls: Any, location: str, backbone: str, **kwargs: Any)
 
     from fptlab.backbones import BACKBONES
     from fptlab.errors import BadFileError
+    from fptlab.files import kind_of
     from fptlab.safefiles import check_weights_folder, weight_files
 
     folder = Path(location).expanduser()
-    local = folder.is_dir()
+    kind = kind_of(folder)
+    local = kind == "folder"
     if local:
         check_weights_folder(folder, BACKBONES.get(backbone))
+    elif kind != "missing":
+        raise BadFileError(f"weights = {location!r} is a {kind}, not a checkpoint folder: point weights at a folder holding "
+                           "config.json and the weights, a hub id, or \"auto\".")
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*pickle protocol.*")  # torch's note on the file it refuses below

@@ -98,11 +98,21 @@ class BackboneSpec:
         """Why the pretrained weights `weights` ("auto", a folder or a hub id; not "trial:<hash>") could not
         be read here, decided from the file system alone: a folder that does not exist, or hub weights
         absent from the Hugging Face cache while downloads are disabled. None when they can be read."""
+        from fptlab.files import kind_of
         from fptlab.tasks.base import Missing
 
         location = self.weights_location(weights)
-        if location is None or Path(location).expanduser().exists():
+        if location is None:
             return None  # no weights of its own: plan.check_compatible reports that as a config mistake
+        kind = kind_of(Path(location).expanduser())
+        if kind in ("file", "folder"):
+            return None
+        if kind != "missing":
+            return Missing(
+                f"weights = {weights!r} is a {kind}, not a checkpoint folder or file",
+                "weights names a checkpoint folder (or a saved body's folder), a hub id, \"auto\" or \"trial:<config hash>\"; "
+                "fix the path.",
+            )
         if _looks_like_path(location):
             return Missing(
                 f"weights = {weights!r}: no such folder or file",

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from fptlab.config import MODEL_SECTION, SECTIONS, RunConfig, check_values, coerce
 from fptlab.errors import ConfigError, FptlabError
+from fptlab.escape import quoted
 from fptlab.registry import did_you_mean, unknown_name_message
 
 VARIANT = "variant"  # the axis formed by [variants]; a label, not a run-config key
@@ -55,7 +56,7 @@ def flatten(table: Any, path: str, origin: str, *, allow_variant: bool = False) 
     Task options may be nested (`[defaults.bit_xor] n_bits = 5`) or dotted (`"bit_xor.n_bits" = 5`);
     a section must name a registered task. Values are not checked here (see `check_value`)."""
     if not isinstance(table, Mapping):
-        raise fail(origin, path, f"must be a table of run-config keys, got {table!r}.")
+        raise fail(origin, path, f"must be a table of run-config keys, got {quoted(table)}.")
     for raw_key, value in table.items():
         head, _, rest = raw_key.partition(".")
         if rest:  # a quoted dotted key: treat as nested
@@ -78,7 +79,7 @@ def flatten(table: Any, path: str, origin: str, *, allow_variant: bool = False) 
 
 def _section(task: str, value: Any, path: str, origin: str) -> Iterator[tuple[str, Any, str]]:
     if not isinstance(value, Mapping):
-        raise fail(origin, path, f"'{task}' is a task section: set its options as {path}.OPTION (e.g. {path}.{_first_option(task)}), got {value!r}.")
+        raise fail(origin, path, f"'{task}' is a task section: set its options as {path}.OPTION (e.g. {path}.{_first_option(task)}), got {quoted(value)}.")
     options = [f.name for f in dataclasses.fields(task_registry().get(task).Options)]
     for raw_key, sub in value.items():
         opt, _, rest = raw_key.partition(".")
@@ -90,7 +91,7 @@ def _section(task: str, value: Any, path: str, origin: str) -> Iterator[tuple[st
 
 def _model_section(value: Any, path: str, origin: str) -> Iterator[tuple[str, Any, str]]:
     if not isinstance(value, Mapping):
-        raise fail(origin, path, f"'model' is the backbone options section: set them as {path}.OPTION (e.g. {path}.depth), got {value!r}.")
+        raise fail(origin, path, f"'model' is the backbone options section: set them as {path}.OPTION (e.g. {path}.depth), got {quoted(value)}.")
     options = sorted(model_option_hints())
     for raw_key, sub in value.items():
         where = join(path, raw_key)
@@ -148,7 +149,7 @@ def check_value(key: str, value: Any, path: str, origin: str) -> Any:
     """Coerce `value` to `key`'s type and check names against the registries; errors name `path`."""
     if key == VARIANT:
         if not isinstance(value, str):
-            raise fail(origin, path, f"must be a variant name (a string), got {value!r}.")
+            raise fail(origin, path, f"must be a variant name (a string), got {quoted(value)}.")
         return value
     try:
         out = coerce(value, key_type(key), path)
@@ -206,11 +207,11 @@ def check_axis(key: str, values: Any, path: str, origin: str) -> list[Any]:
     """An axis: a non-empty list of values, each checked with its index in the path."""
     example = '[["input", "output"], ["output"]]' if is_list_typed(key) else "[1, 2]"
     if not isinstance(values, list):
-        raise fail(origin, path, f"an axis must be a list of values, e.g. {key} = {example}; got {values!r}.")
+        raise fail(origin, path, f"an axis must be a list of values, e.g. {key} = {example}; got {quoted(values)}.")
     if not values:
         raise fail(origin, path, f"an axis needs at least one value, e.g. {key} = {example}.")
     if is_list_typed(key):
         for i, v in enumerate(values):
             if not isinstance(v, list):
-                raise fail(origin, f"{path}[{i}]", f"each value of this axis is itself a list, e.g. {key} = {example}; got {v!r}.")
+                raise fail(origin, f"{path}[{i}]", f"each value of this axis is itself a list, e.g. {key} = {example}; got {quoted(v)}.")
     return [check_value(key, v, f"{path}[{i}]", origin) for i, v in enumerate(values)]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fptlab.escape import quoted
 from fptlab.sweep.keys import VARIANT, check_axis, check_choices, check_table, check_value, fail, flatten, unknown_key
 
 TABLES = ("experiment", "defaults", "grid", "seeds", "variants", "sources", "zip", "when", "exclude")
@@ -19,6 +20,9 @@ SOURCE_PREFIX = "source:"  # weights = "source:NAME" names the body a [sources.N
 EXPERIMENT_KEYS = ("name", "description", "base")
 WHEN_KEYS = ("match", "set")
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+_NO_GRID: Mapping[str, Any] = {}  # a spec without a [grid] table (an empty one is a mistake)
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ def parse(raw: Mapping[str, Any], origin: str, *, partial: bool = False) -> Plan
         plan.variants = _variants(raw["variants"], origin)
     if "sources" in raw:
         plan.sources = _named_tables(raw["sources"], "sources", origin)
-    grid = _grid(raw.get("grid", {}), origin)
+    grid = _grid(raw.get("grid", _NO_GRID), origin)
     zips = [_zip(t, f"zip[{i}]", origin) for i, t in enumerate(_array(raw.get("zip", []), "zip", origin))]
     seeds = [[Axis("seed", "seeds", _seeds(raw["seeds"], origin))]] if "seeds" in raw else []
     implicit = [[Axis(VARIANT, "variants", tuple(plan.variants))]] if plan.variants and not _declares_variant(grid, zips) else []
@@ -72,13 +76,13 @@ def parse(raw: Mapping[str, Any], origin: str, *, partial: bool = False) -> Plan
 # ---- tables -----------------------------------------------------------------------------------------
 def _table(value: Any, path: str, origin: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise fail(origin, path, f"must be a table ([{path}] with key = value lines), got {value!r}.")
+        raise fail(origin, path, f"must be a table ([{path}] with key = value lines), got {quoted(value)}.")
     return value
 
 
 def _array(value: Any, path: str, origin: str) -> list[Mapping[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(t, Mapping) for t in value):
-        raise fail(origin, path, f"must be an array of tables: write each entry under its own [[{path}]] header; got {value!r}.")
+        raise fail(origin, path, f"must be an array of tables: write each entry under its own [[{path}]] header; got {quoted(value)}.")
     return value
 
 
@@ -96,11 +100,11 @@ def _experiment(plan: Plan, value: Any, origin: str, partial: bool) -> None:
     if "name" in table:
         name = table["name"]
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-            raise fail(origin, "experiment.name", f"must be letters, digits, '_', '.' or '-' (pattern [A-Za-z0-9_.-]+), got {name!r}.")
+            raise fail(origin, "experiment.name", f"must be letters, digits, '_', '.' or '-' (pattern [A-Za-z0-9_.-]+), got {quoted(name)}.")
         plan.name = name
     for key in ("description", "base"):
         if key in table and not isinstance(table[key], str):
-            raise fail(origin, f"experiment.{key}", f"must be a string, got {table[key]!r}.")
+            raise fail(origin, f"experiment.{key}", f"must be a string, got {quoted(table[key])}.")
     plan.description = table.get("description", "")
     plan.base = table.get("base")
 
@@ -124,13 +128,16 @@ def _named_tables(value: Any, path: str, origin: str) -> dict[str, dict[str, Any
 
 def _grid(value: Any, origin: str) -> list[list[Axis]]:
     table = _table(value, "grid", origin)
+    if value is not _NO_GRID and not table:
+        raise fail(origin, "grid", "is empty: give it at least one axis (e.g. lr = [1e-3, 3e-4]), or remove the [grid] table "
+                   "for a spec of one cell.")
     return [[Axis(key, where, tuple(_axis_values(key, values, where, origin)))]
             for key, values, where in flatten(table, "grid", origin, allow_variant=True)]
 
 
 def _axis_values(key: str, values: Any, where: str, origin: str) -> list[Any]:
     if key == VARIANT and not isinstance(values, list):
-        raise fail(origin, where, f'must be a list of variant names, e.g. variant = ["fpt"]; got {values!r}.')
+        raise fail(origin, where, f'must be a list of variant names, e.g. variant = ["fpt"]; got {quoted(values)}.')
     return check_axis(key, values, where, origin)
 
 
@@ -149,7 +156,7 @@ def _zip(table: Mapping[str, Any], path: str, origin: str) -> list[Axis]:
 def _seeds(value: Any, origin: str) -> tuple[int, ...]:
     ok = isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
     if not ok:
-        raise fail(origin, "seeds", f"must be a non-empty list of integers >= 0, e.g. seeds = [0, 1, 2]; got {value!r}.")
+        raise fail(origin, "seeds", f"must be a non-empty list of integers >= 0, e.g. seeds = [0, 1, 2]; got {quoted(value)}.")
     return tuple(value)
 
 

@@ -74,8 +74,30 @@ def prepare_cells(spec: Any, data_dir: Any) -> PreparedCells:
 
 
 def register(store: Any, spec: Any, cells: list[Cell]) -> None:
+    _warn_if_shrinking(store, spec, cells)
     experiment_id = store.upsert_experiment(spec.name, spec.description, spec.text, spec.hash)
     store.add_trials(experiment_id, [c.config for c in cells])
+
+
+def _warn_if_shrinking(store: Any, spec: Any, cells: list[Cell]) -> None:
+    """A spec that replaces the experiment's stored one while leaving out cells swept before (an axis
+    emptied by mistake, say) says so: the report of that experiment reads the new spec."""
+    import warnings
+
+    from fptlab.errors import FptlabWarning
+
+    stored = store.experiment_spec(spec.name)
+    if stored is None or stored == spec.text:
+        return
+    swept = {t["config_hash"] for t in store.trials(experiment=spec.name)}
+    dropped = swept - {c.hash for c in cells}
+    if dropped:
+        warnings.warn(
+            f"experiment '{spec.name}': this spec leaves out {len(dropped)} of the {len(swept)} cells swept before under this "
+            f"name; it replaces the stored spec, so reports of '{spec.name}' show its {len(cells)} cells. The left-out "
+            "trials and their results stay in the database. Give the spec another [experiment] name to keep both.",
+            FptlabWarning, stacklevel=2,
+        )
 
 
 def reclaim_dead_local_drivers(store: Any) -> int:
