@@ -80,6 +80,34 @@ def configure_engine(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+    elif engine.dialect.name == "postgresql":
+        # insert=True: before SQLAlchemy's own first-connect setup, which is what a SQL_ASCII database breaks.
+        event.listen(engine, "connect", _require_utf8(engine.url), insert=True)
+
+
+def _require_utf8(url: URL) -> Any:
+    """A connect hook refusing a PostgreSQL database whose encoding is not UTF8. fptlab stores text as
+    UTF-8; a SQL_ASCII database (what `initdb` gives a cluster with the C or POSIX locale) hands text
+    back as bytes, which failed deep inside Alembic with a TypeError. The encoding is one of the
+    parameters the server reports when a connection starts: no query is sent."""
+
+    def check(dbapi_connection: Any, _record: Any) -> None:
+        status = getattr(getattr(dbapi_connection, "info", None), "parameter_status", None)  # psycopg 3
+        encoding = status("server_encoding") if status else None
+        if encoding is None or encoding.upper() in ("UTF8", "UTF-8"):
+            return
+        dbapi_connection.close()
+        from fptlab.store.engine import mask_url  # engine imports this module
+
+        name = url.database or "DBNAME"
+        raise StoreError(
+            f"The database '{mask_url(url.render_as_string(hide_password=False))}' uses the encoding {encoding}, but "
+            f"fptlab stores text as UTF-8 and needs a UTF8 database ({encoding} is what a server initialised with the "
+            f"C or POSIX locale gives new databases). Create one as UTF8: createdb -E UTF8 -T template0 {name} (SQL: "
+            f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0), then point --db at it."
+        )
+
+    return check
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
