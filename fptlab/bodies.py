@@ -72,7 +72,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise BadFileError(f"{path} holds {type(meta).__name__}, not a JSON object describing a body.")
     if meta.get("format") != FORMAT:
-        raise BadFileError(f"{folder} holds a body in format {quoted(meta.get('format'))}; this fptlab reads {FORMAT!r}.")
+        raise BadFileError(f"{path} describes a body in format {quoted(meta.get('format'))}; this fptlab reads {FORMAT!r}.")
     for fields, required in ((META_FIELDS, True), (META_OPTIONAL, False)):
         for name, types in fields.items():
             if name not in meta:
@@ -128,7 +128,7 @@ def _saved_options(spec: Any, meta: dict[str, Any], folder: Path) -> Any:
     try:  # typed and checked as a config's [model] table is
         return build_dataclass(spec.Options, meta["model"], prefix="model.", origin=str(folder / META))
     except ConfigError as e:
-        raise BadFileError(f"The body's description is not valid: {e}") from None
+        raise BadFileError(f"{folder / META}: its model options are not valid: {e}") from None
 
 
 def _check_same_architecture(spec: Any, options: Any, saved: Any, meta: dict[str, Any], folder: Path) -> None:

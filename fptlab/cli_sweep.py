@@ -344,11 +344,13 @@ def export(
 def csv_safe(frame: Any) -> Any:
     """The frame with every text cell and column name a spreadsheet would run as a formula neutralised
     (`fptlab.escape.for_csv`); numbers stay numbers."""
+    from pandas.api.types import is_numeric_dtype
+
     from fptlab.escape import for_csv
 
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object:
+        if not is_numeric_dtype(out[column]):  # object and string columns (pandas 3 names text "str")
             out[column] = out[column].map(for_csv)
     out.columns = [for_csv(str(c)) for c in out.columns]
     return out

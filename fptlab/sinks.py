@@ -55,14 +55,17 @@ def decode_float(v: Any) -> Any:
 
 class JsonlSink:
     """One JSON object per line: {"event": "start"|"log"|"artifact"|"finish", ...}. Appends, so a
-    resumed run continues the same file."""
+    resumed run continues the same file. The file (and its folder) is created at the first record, so
+    a run refused before it starts (bad weights, missing data) leaves nothing behind."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", buffering=1)
+        self._fh: Any = None
 
     def _write(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", buffering=1)
         record = {k: jsonable_float(v) for k, v in record.items()}
         self._fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gc
 import inspect
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,14 @@ BROKEN_SPECS = {
     "source-undeclared.toml": HEAD.replace('init = "random"\n', 'weights = "source:bit"\n'),
     "missing-data.toml": HEAD.replace("bit_xor", "cifar10"),
     "missing-base.toml": '[experiment]\nname = "broken"\nbase = "nowhere.toml"\n',
+    "base-dot.toml": '[experiment]\nname = "broken"\nbase = "."\n',
+    "base-fifo.toml": '[experiment]\nname = "broken"\nbase = "../fifo"\n',
+    "base-loop.toml": '[experiment]\nname = "broken"\nbase = "../loop1"\n',
+    "base-dev-zero.toml": '[experiment]\nname = "broken"\nbase = "/dev/zero"\n',
+    "bom.toml": "\ufeff" + HEAD,
+    "present-empty-grid.toml": HEAD + "[grid]\n",
+    "long-value.toml": HEAD + 'steps = "' + "x" * 1_000_000 + '"\n',
+    "long-key.toml": HEAD + "k" * 1_000_000 + " = 1\n",
 }
 
 
@@ -140,6 +150,40 @@ CASES = [
     case("sweep-spec-undeclared-source", "sweep", "specs/source-undeclared.toml", "--db", DB, says=("source 'bit'", "[sources.bit]")),
     case("sweep-spec-missing-base", "sweep", "specs/missing-base.toml", "--db", DB, says=("nowhere.toml", "not found")),
     case("sweep-spec-data-missing-here", "sweep", "specs/missing-data.toml", "--db", DB, says=("cannot run here", "Nothing was run or written")),
+    # ---- paths that exist but are not regular files, a BOM, long values --------------------------
+    case("sweep-spec-dev-zero", "sweep", "/dev/zero", "--db", DB, says=("/dev/zero", "character device")),
+    case("sweep-spec-fifo", "sweep", "fifo", "--db", DB, says=("fifo", "FIFO")),
+    case("sweep-spec-symlink-loop", "sweep", "loop1", "--db", DB, says=("loop1", "symlink loop")),
+    case("sweep-spec-base-dot", "sweep", "specs/base-dot.toml", "--db", DB, says=("base spec '.'", "is a folder")),
+    case("sweep-spec-base-fifo", "sweep", "specs/base-fifo.toml", "--db", DB, says=("'../fifo'", "FIFO")),
+    case("sweep-spec-base-loop", "sweep", "specs/base-loop.toml", "--db", DB, says=("'../loop1'", "symlink loop")),
+    case("sweep-spec-base-dev-zero", "sweep", "specs/base-dev-zero.toml", "--db", DB, says=("'/dev/zero'", "character device")),
+    case("sweep-spec-bom", "sweep", "specs/bom.toml", "--db", DB, says=("specs/bom.toml", "byte-order mark")),
+    case("sweep-spec-present-empty-grid", "sweep", "specs/present-empty-grid.toml", "--db", DB, says=("grid", "is empty")),
+    case("sweep-spec-long-value", "sweep", "specs/long-value.toml", "--db", DB, says=("'defaults.steps'", "(1,000,000 characters)")),
+    case("sweep-spec-long-key", "sweep", "specs/long-key.toml", "--db", DB, says=("kkkk", "(1,000,0")),
+    case("sweep-db-dev-zero", "sweep", "spec.toml", "--db", "sqlite:////dev/zero", says=("/dev/zero", "character device")),
+    case("sweep-db-fifo", "sweep", "spec.toml", "--db", "sqlite:///fifo", says=("fifo", "FIFO")),
+    case("sweep-db-symlink-loop", "sweep", "spec.toml", "--db", "sqlite:///loop1", says=("loop1", "symlink loop")),
+    case("report-db-symlink-loop", "report", "--db", "sqlite:///loop1", "--table", "2", says=("loop1", "symlink loop")),
+    case("status-db-fifo", "status", "--db", "sqlite:///fifo", says=("fifo", "FIFO")),
+    case("run-config-dev-zero", "run", "--config", "/dev/zero", says=("/dev/zero", "character device")),
+    case("run-config-fifo", "run", "--config", "fifo", says=("fifo", "FIFO")),
+    case("run-config-symlink-loop", "run", "--config", "loop1", says=("loop1", "symlink loop")),
+    case("run-config-bom", "run", "--config", "specs/bom.toml", says=("specs/bom.toml", "byte-order mark")),
+    case("run-weights-fifo", "run", "--task", "bit_xor", "--backbone", "minilm", "--steps", "1", "--no-progress",
+         "--set", "weights=fifo", says=("'fifo'", "FIFO")),
+    case("run-weights-symlink-loop", "run", "--task", "bit_xor", "--backbone", "minilm", "--steps", "1", "--no-progress",
+         "--set", "weights=loop1", says=("'loop1'", "symlink loop")),
+    case("run-set-long-key", "run", "--task", "bit_xor", "--set", "k" * 1_000_000 + "=1", says=("kkkk", "(1,000,00")),
+    case("run-set-long-value", "run", "--task", "bit_xor", "--set", "lr=\"" + "x" * 1_000_000 + "\"", "--dry-run",
+         says=("'lr' must be a number", "(1,000,000 characters)")),
+    case("run-long-task-name", "run", "--task", "t" * 1_000_000, "--dry-run", says=("Unknown task", "(1,000,00")),
+    case("export-out-proc", "export", "--db", DB, "--out", "/proc/trials.csv", says=("/proc", "kernel")),
+    case("export-out-dev-null", "export", "--db", DB, "--out", "/dev/null", says=("/dev/null", "character device")),
+    case("report-out-fifo", "report", "--db", DB, "--table", "2", "--format", "md", "--out", "fifo", says=("fifo", "FIFO")),
+    case("trials-where-seed-huge", "trials", "--db", DB, "--where", "seed=99999999999999999999", says=("seed", "32-bit")),
+    case("trials-where-attempts-huge", "trials", "--db", DB, "--where", "attempts=-3000000000", says=("attempts", "32-bit")),
     # ---- fptlab run -----------------------------------------------------------------------------
     case("run-unknown-task", "run", "--task", "lstops", says=("'lstops'", "Did you mean 'listops'?")),
     case("run-unknown-backbone", "run", "--task", "bit_xor", "--backbone", "gtp2", says=("'gtp2'", "Did you mean 'gpt2'?")),
@@ -254,6 +298,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "afile").write_text("a plain file\n")
     (root / "empty.db").write_bytes(b"")
     (root / "data").mkdir()
+    os.mkfifo(root / "fifo")  # reading it would block forever: every command must name it, never open it
+    (root / "loop1").symlink_to("loop2")
+    (root / "loop2").symlink_to("loop1")
     url = f"sqlite:///{root / 'results.db'}"
     result = CliRunner().invoke(app, ["db", "upgrade", "--db", url])
     assert result.exit_code == 0, result.output
@@ -267,9 +314,19 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under `root` with its bytes (None for a folder)."""
-    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+def snapshot(root: Path) -> dict[str, bytes | str | None]:
+    """Every path under `root` with its bytes (None for a folder; a FIFO or symlink by its kind and
+    target, never opened)."""
+    out: dict[str, bytes | str | None] = {}
+    for p in sorted(root.rglob("*")):
+        mode = p.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            out[str(p.relative_to(root))] = f"symlink -> {os.readlink(p)}"
+        elif stat.S_ISFIFO(mode):
+            out[str(p.relative_to(root))] = "fifo"
+        else:
+            out[str(p.relative_to(root))] = None if p.is_dir() else p.read_bytes()
+    return out
 
 
 @pytest.fixture
@@ -327,7 +384,7 @@ def assert_unchanged(root: Path, before: dict[str, bytes | None]) -> None:
 
 
 def test_there_are_enough_cases() -> None:
-    assert len(CASES) >= 60
+    assert len(CASES) >= 170
     assert len({c.id for c in CASES}) == len(CASES)
     assert {c.args[0] for c in CASES} >= {"sweep", "run", "status", "trials", "export", "db", "report", "ls"}
 

@@ -114,7 +114,8 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # sqlite3 must not emit BEGIN itself: _sqlite_begin does
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
-    _enable_wal(cursor)
+    if not _foreign(cursor):  # WAL is written into the file: never into another application's database
+        _enable_wal(cursor)
     cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL, much faster
     cursor.execute("PRAGMA foreign_keys = ON")
     path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
@@ -149,6 +150,15 @@ def _check_same_file(connection: Any) -> None:
             "gone with it, so nothing more is written. Restore the file (or point --db at a new one) and run the same "
             "command again: finished trials in the restored file are skipped, the rest run again."
         )
+
+
+def _foreign(cursor: Any) -> bool:
+    """Whether the file holds tables named like fptlab's but no fptlab version table (another
+    application's database: `fptlab.store.schema.foreign_tables` refuses it; nothing may change it)."""
+    from fptlab.store.models import VERSION_TABLE, Base
+
+    names = {row[0] for row in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return VERSION_TABLE not in names and bool(names & set(Base.metadata.tables))
 
 
 def _enable_wal(cursor: Any, tries: int = 100) -> None:

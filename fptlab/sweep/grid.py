@@ -188,12 +188,12 @@ def _load(path: Path, origin: str, chain: list[Path]) -> tuple[dict[str, Any], l
     if plan.base is None:
         return raw, [origin]
     base_path = path.parent / plan.base
-    if base_path.resolve() in chain + [here]:
-        cycle = " -> ".join(str(p) for p in chain + [here, base_path.resolve()])
-        raise fail(origin, "experiment.base", f"inheritance cycle: {cycle}. Remove one of the `base` keys.")
     problem = not_a_file(base_path)
     if problem is not None:
         raise fail(origin, "experiment.base", f"base spec '{plan.base}' {problem} (looked for {base_path}); the path is relative to this file.")
+    if base_path.resolve() in chain + [here]:
+        cycle = " -> ".join(str(p) for p in chain + [here, base_path.resolve()])
+        raise fail(origin, "experiment.base", f"inheritance cycle: {cycle}. Remove one of the `base` keys.")
     base, sources = _load(base_path, str(base_path), chain + [here])
     base.pop("experiment", None)  # each file names itself
     return _merge(base, raw), sources + [origin]

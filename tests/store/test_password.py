@@ -148,3 +148,35 @@ def test_a_sweep_writes_the_password_nowhere(password_url, tmp_path: Path) -> No
         assert files_holding(ray_tmp, password) == []
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+# ---- reports ------------------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_a_report_never_shows_the_password(password_url, tmp_path: Path) -> None:
+    """The report's "fill with" command repeats --db: masked on the terminal and in every file format,
+    against a real password-protected role holding a registered, unfinished table."""
+    from typer.testing import CliRunner
+
+    from fptlab.cli import app
+    from fptlab.sweep import load_spec
+    from fptlab.sweep.run import prepare_cells, register
+
+    url, password = password_url
+    experiments = Path(__file__).resolve().parents[2] / "experiments"
+    store = Store(url)
+    try:
+        store.ensure_schema()
+        spec = load_spec(experiments / "quickstart.toml")
+        register(store, spec, prepare_cells(spec, None).cells)
+    finally:
+        store.close()
+    outputs = {}
+    for fmt in ("terminal", "md", "csv", "latex", "html"):
+        out = tmp_path / f"r.{fmt}"
+        args = ["report", "quickstart", "--db", url, "--experiments", str(experiments), "--format", fmt]
+        result = CliRunner().invoke(app, args + ([] if fmt == "terminal" else ["--out", str(out)]))
+        assert result.exit_code == 0, result.output
+        outputs[fmt] = result.output + ("" if fmt == "terminal" else out.read_text())
+    for fmt, text in outputs.items():
+        assert password not in text, fmt
+        assert "fptlab sweep" in text and ":***@127.0.0.1" in text.replace("\\*", "*").replace("&#42;", "*"), fmt
