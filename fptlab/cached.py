@@ -46,10 +46,12 @@ def cached_task(model: Any, data: TaskData, device: Any, batch_size: int, progre
     t0 = time.perf_counter()
     train = ArraySplit(compute_features(model, data, data.train, device, batch_size, progress), data.train.y)
     test = ArraySplit(compute_features(model, data, data.test, device, batch_size, progress), data.test.y)
+    val = None if data.val is None else ArraySplit(compute_features(model, data, data.val, device, batch_size, progress), data.val.y)
     k, d = train.x.shape[1], train.x.shape[2]
     spec = TaskSpec("dense", d, k, n_classes=data.spec.n_classes, n_outputs=data.spec.n_outputs, output_tokens=k)
     description = f"{data.description} [read-out features cached: {len(train)} + {len(test)} × {k} × {d}]"
-    return TaskData(spec=spec, train=train, test=test, description=description), time.perf_counter() - t0
+    features = TaskData(spec=spec, train=train, test=test, description=description, val=val, test_kept=data.test_kept)
+    return features, time.perf_counter() - t0
 
 
 def output_head(model: Any) -> Any:

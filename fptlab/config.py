@@ -64,7 +64,10 @@ class RunConfig:
     eval_every: int = 100
     eval_batches: int = 0  # 0 = the whole test split; k > 0 = k random test batches (the reference's habit)
     eval_batch_size: int = 128
-    target_accuracy: float | None = None  # stop early once test accuracy reaches it
+    target_accuracy: float | None = None  # stop once validation accuracy (test accuracy without a validation split) reaches it
+    val_fraction: float | None = None  # carve a validation split (Section 6 of issue 16): None = none, as before
+    patience: int | None = None  # stop after this many evaluations without a gain of min_delta in validation accuracy
+    min_delta: float = 0.0  # the gain in validation accuracy that counts as improvement (with patience)
     grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
     dropout: float = 0.1  # after the dense input layer
     seed: int = 0
@@ -264,6 +267,13 @@ def check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"'dropout' must be in [0, 1), got {cfg.dropout}.")
     if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
         raise ConfigError(f"'target_accuracy' must be in (0, 1], got {cfg.target_accuracy}.")
+    if cfg.val_fraction is not None and not 0 < cfg.val_fraction < 1:
+        raise ConfigError(f"'val_fraction' must be in (0, 1), the share of the training data held out for validation, got "
+                          f"{cfg.val_fraction}. Leave it unset for no validation split.")
+    if cfg.patience is not None and cfg.patience < 1:
+        raise ConfigError(f"'patience' must be at least 1 evaluation, got {cfg.patience}. Leave it unset to train all steps.")
+    if not 0 <= cfg.min_delta < 1:
+        raise ConfigError(f"'min_delta' must be in [0, 1), a gain in validation accuracy, got {cfg.min_delta}.")
     if not cfg.train:
         raise ConfigError("'train' names no parameter group; the output layer at least must train. Try train = [\"output\"].")
 
@@ -277,6 +287,11 @@ def check_combination(cfg: RunConfig) -> None:
             f"weights = {quoted(cfg.weights)} is only read by init = \"pretrained\" or \"stats\"; init = {quoted(cfg.init)} "
             "builds its own. Drop weights, or set init = \"pretrained\"."
         )
+    if cfg.patience is not None and cfg.val_fraction is None:
+        raise ConfigError(f"patience = {cfg.patience} stops on a plateau of validation accuracy, so it needs a validation "
+                          "split: set val_fraction (e.g. 0.1). Early stopping never reads the test split.")
+    if cfg.min_delta and cfg.patience is None:
+        raise ConfigError(f"min_delta = {cfg.min_delta} only matters with patience (early stopping); set patience or drop min_delta.")
     if cfg.micro_batch_size is not None and cfg.micro_batch_size > cfg.batch_size:
         raise ConfigError(
             f"micro_batch_size ({cfg.micro_batch_size}) is larger than batch_size ({cfg.batch_size}); "

@@ -17,7 +17,7 @@ from fptlab.errors import IncompatibleError
 from fptlab.tasks.base import ArraySplit, TaskData
 
 # Tags that keep the per-purpose random streams of one seed apart.
-EPOCH_TAG, AUGMENT_TAG, EVAL_TAG = 1, 2, 3
+EPOCH_TAG, AUGMENT_TAG, EVAL_TAG, VAL_EVAL_TAG = 1, 2, 3, 4
 
 
 def pick_device(choice: str) -> Any:
@@ -112,15 +112,16 @@ def train_step(model: Any, optimizer: Any, params: list, x: Any, y: Any, cfg: Ru
     return loss_value, n_correct / n_labels, norm_value
 
 
-def evaluate(model: Any, data: TaskData, cfg: RunConfig, device: Any, step: int) -> tuple[float, float]:
-    """Loss and accuracy on the whole test split, or on `eval_batches` random batches of it."""
+def evaluate(model: Any, data: TaskData, cfg: RunConfig, device: Any, step: int, split: ArraySplit | None = None) -> tuple[float, float]:
+    """Loss and accuracy on the whole test split (or `split`: the validation split), or on
+    `eval_batches` random batches of it."""
     import torch
     import torch.nn.functional as F
 
-    test: ArraySplit = data.test
+    test: ArraySplit = data.test if split is None else split
     n = len(test)
     if cfg.eval_batches:
-        rng = np.random.default_rng([cfg.seed, step, EVAL_TAG])
+        rng = np.random.default_rng([cfg.seed, step, EVAL_TAG if split is None else VAL_EVAL_TAG])
         chunks = [rng.choice(n, size=min(cfg.batch_size, n), replace=False) for _ in range(cfg.eval_batches)]
     else:
         chunks = [np.arange(i, min(i + cfg.eval_batch_size, n)) for i in range(0, n, cfg.eval_batch_size)]

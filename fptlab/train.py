@@ -25,7 +25,7 @@ from fptlab.plan import resolve_config
 from fptlab.sinks import NullSink, Sink
 from fptlab.steps import BatchOrder, evaluate, make_optimizer, pick_device, seed_everything, train_batch, train_step
 from fptlab.tasks import TASKS
-from fptlab.tasks.base import ArraySplit, TaskData, data_fingerprint
+from fptlab.tasks.base import ArraySplit, TaskData, chance_accuracy, data_fingerprint, with_validation
 
 
 @dataclass
@@ -48,6 +48,16 @@ class RunResult:
     stopped_early: bool = False
     resumed_from: int = 0
     feature_seconds: float = 0.0  # cache_features: the one pass over the data computing read-out features
+    # Selection on the validation split (val_fraction; NaN without one): the step of the best validation
+    # accuracy (the earliest of equals) and the test accuracy there. The test split is never read to choose.
+    val_accuracy: float = math.nan
+    best_val_accuracy: float = math.nan
+    selected_step: float = math.nan
+    selected_test_accuracy: float = math.nan
+    stopped_at_target: bool = False
+    stopped_on_plateau: bool = False  # patience evaluations without a gain of min_delta in validation accuracy
+    chance_accuracy: float = math.nan  # always predicting the most common label, on the split selection reads
+    test_kept: float = 1.0  # share of the evaluation split kept (remote homology skips sequences over 1024)
     config: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -67,6 +77,13 @@ class LoopState:
     train_accuracy: float = math.nan
     finished: str = ""  # set in the final checkpoint: the run already ended with this status
     stopped_early: bool = False
+    stop_reason: str = ""  # "target" | "plateau"
+    val_loss: float = math.nan
+    val_accuracy: float = math.nan
+    best_val_accuracy: float = math.nan
+    best_val_step: int = 0
+    test_at_best_val: float = math.nan
+    evals_since_best: int = 0
 
 
 def train(
@@ -119,7 +136,8 @@ def _train(
     cfg = resolve_config(cfg, data_dir)
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
-    data = TASKS.get(cfg.task).load(cfg.task_options, data_dir)
+    task = TASKS.get(cfg.task)
+    data = with_validation(task, cfg.task_options, task.load(cfg.task_options, data_dir), cfg.val_fraction, data_dir)
     model = build_model(data.spec, cfg, weights_path=weights_path).to(device)
     groups = apply_trainable(model, BACKBONES.get(cfg.backbone), cfg.train)
     counts = count_parameters(model, groups)
@@ -161,6 +179,11 @@ def _train(
         trainable_params=counts.trainable, total_params=counts.total, params_by_group=counts.by_group,
         device=str(device), threads=_threads(), wall_seconds=wall, steps_per_second=(done - start) / wall if wall > 0 else math.nan,
         stopped_early=stopped_early, resumed_from=start, feature_seconds=feature_seconds, config=cfg.to_dict(),
+        val_accuracy=state.val_accuracy, best_val_accuracy=state.best_val_accuracy,
+        selected_step=float(state.best_val_step) if data.val is not None and state.best_val_step else math.nan,
+        selected_test_accuracy=state.test_at_best_val, stopped_at_target=state.stop_reason == "target",
+        stopped_on_plateau=state.stop_reason == "plateau",
+        chance_accuracy=chance_accuracy((data.val if data.val is not None else data.test).y), test_kept=data.test_kept,
     )
     sink.finish({k: v for k, v in result.as_dict().items() if k != "config"})
     return result
@@ -193,7 +216,8 @@ def _saver(cfg: RunConfig, run_dir: Path | None, lineage: Lineage, model: Any, o
 def _cached(model: Any, data: TaskData, cfg: RunConfig, device: Any, progress: bool) -> tuple[Any, TaskData, float]:
     from fptlab.cached import cached_task, output_head
 
-    bar = _Bar(progress, cfg, 0, total=len(data.train) + len(data.test), label="features") if progress else None
+    total = len(data.train) + len(data.test) + (len(data.val) if data.val is not None else 0)
+    bar = _Bar(progress, cfg, 0, total=total, label="features") if progress else None
     features, seconds = cached_task(model, data, device, cfg.eval_batch_size, bar.advance_by if bar else None)
     if bar is not None:
         bar.close()
@@ -249,7 +273,8 @@ class _Steps:
             stopped_early = False
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 metrics.update(_evaluate_into(state, self.model, self.data, cfg, self.device, step))
-                stopped_early = cfg.target_accuracy is not None and state.test_accuracy >= cfg.target_accuracy
+                state.stop_reason = _stop_reason(state, cfg, self.data.val is not None)
+                stopped_early = bool(state.stop_reason)
             self.sink.log(step, metrics)
             self.bar.advance(state)
             if self.save is not None and step % cfg.checkpoint_every == 0:
@@ -259,15 +284,36 @@ class _Steps:
         return "completed", False, done
 
 
+def _stop_reason(state: LoopState, cfg: RunConfig, validated: bool) -> str:
+    """"target" once the selection accuracy (validation, else test as before) reaches target_accuracy;
+    "plateau" after `patience` evaluations without a gain of `min_delta` in validation accuracy."""
+    watched = state.val_accuracy if validated else state.test_accuracy
+    if cfg.target_accuracy is not None and watched >= cfg.target_accuracy:
+        return "target"
+    if cfg.patience is not None and validated and state.evals_since_best >= cfg.patience:
+        return "plateau"
+    return ""
+
+
 def _evaluate_into(state: LoopState, model: Any, data: TaskData, cfg: RunConfig, device: Any, step: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if data.val is not None:  # first, and on its own: what selects (stopping, the reported step) reads only this
+        state.val_loss, state.val_accuracy = evaluate(model, data, cfg, device, step, split=data.val)
+        out = {"val_loss": state.val_loss, "val_accuracy": state.val_accuracy}
+        improved = math.isnan(state.best_val_accuracy) or state.val_accuracy > state.best_val_accuracy + cfg.min_delta
+        state.evals_since_best = 0 if improved else state.evals_since_best + 1
+        if improved:
+            state.best_val_accuracy, state.best_val_step = state.val_accuracy, step
     state.test_loss, state.test_accuracy = evaluate(model, data, cfg, device, step)
+    if data.val is not None and state.best_val_step == step:
+        state.test_at_best_val = state.test_accuracy  # recorded at the step validation chose, not chosen by it
     if not state.best_test_accuracy >= state.test_accuracy:  # also replaces the initial NaN
         state.best_test_accuracy = state.test_accuracy
     state.train_loss = state.window_loss / max(state.window_steps, 1)
     state.train_accuracy = state.window_accuracy / max(state.window_steps, 1)
     state.window_loss = state.window_accuracy = 0.0
     state.window_steps = 0
-    return {"test_loss": state.test_loss, "test_accuracy": state.test_accuracy}
+    return {**out, "test_loss": state.test_loss, "test_accuracy": state.test_accuracy}
 
 
 class _Bar:

@@ -90,6 +90,8 @@ class TaskData:
     # `train` turns on augmentation; `rng` is the only randomness it may use.
     encode: Callable[[np.ndarray, bool, np.random.Generator], Any] = identity_encode
     description: str = ""
+    val: ArraySplit | None = None  # the validation split (`with_validation`): selection reads it, never `test`
+    test_kept: float = 1.0  # share of the evaluation split kept (homology skips sequences over 1024 tokens)
 
 
 class Task:
@@ -114,6 +116,78 @@ class Task:
 
     def load(self, opts: Any, data_dir: Path) -> TaskData:
         raise NotImplementedError
+
+    def validation(self, opts: Any, data_dir: Path) -> ArraySplit | None:
+        """The task's official validation split, prepared as its test split is, when it has one that is
+        not the split it evaluates on (LRA's basic_val, TAPE's valid); None: carve one from train."""
+        return None
+
+
+VAL_TAG = 0x7A1  # the data stream that carves validation splits
+
+
+def with_validation(task: Task, opts: Any, data: TaskData, fraction: float | None, data_dir: Path) -> TaskData:
+    """`data` with its validation split (Section 6 of issue 16), decided by the task's data alone:
+    - the task's official validation split, when it has one it does not evaluate on;
+    - a generated task (endless train stream): a fixed set drawn from the generator with its own seed,
+      as large as the test split;
+    - otherwise `fraction` of the train split, seeded and stratified by label, removed from training.
+    `fraction` None: no validation split (the data as before)."""
+    import dataclasses
+
+    if fraction is None:
+        return data
+    official = task.validation(opts, data_dir)
+    if official is not None:
+        return dataclasses.replace(data, val=official, description=f"{data.description}; validation: official split ({len(official)})")
+    if isinstance(data.train, StreamSplit):
+        x, y = data.train.sample(len(data.test), np.random.default_rng([DATA_SEED_TAG, VAL_TAG, len(data.test)]))
+        val = ArraySplit(np.asarray(x), np.asarray(y))
+        return dataclasses.replace(data, val=val, description=f"{data.description}; validation: {len(val)} fixed generated examples")
+    train, val = stratified_split(data.train, fraction, data.spec.n_classes, getattr(task, "name", "task"))
+    return dataclasses.replace(data, train=train, val=val,
+                               description=f"{data.description}; validation: {len(val)} of the {len(data.train)} training examples")
+
+
+def stratified_split(split: ArraySplit, fraction: float, n_classes: int, task: str) -> tuple[ArraySplit, ArraySplit]:
+    """(train, validation): `fraction` of each class's examples (at least one of every class present)
+    for validation, seeded by the split's size; labels of several outputs (bits) are split at random."""
+    from fptlab.errors import ConfigError
+
+    y = np.asarray(split.y)
+    rng = np.random.default_rng([DATA_SEED_TAG, VAL_TAG, len(split)])
+    if y.ndim == 1:
+        picked = []
+        for label in np.unique(y):
+            members = np.flatnonzero(y == label)
+            if len(members) < 2:
+                raise ConfigError(
+                    f"val_fraction = {fraction}: class {label} of {task} has {len(members)} training example(s), too few to "
+                    "hold one out for validation and keep one for training. Use more training data, or leave val_fraction unset."
+                )
+            k = min(len(members) - 1, max(1, round(fraction * len(members))))
+            picked.append(rng.choice(members, size=k, replace=False))
+        val_idx = np.sort(np.concatenate(picked))
+    else:
+        k = round(fraction * len(y))
+        if not 0 < k < len(y):
+            raise ConfigError(f"val_fraction = {fraction} of {len(y)} training examples of {task} leaves no validation or no "
+                              "training example. Choose a fraction that keeps both.")
+        val_idx = np.sort(rng.choice(len(y), size=k, replace=False))
+    keep = np.ones(len(y), dtype=bool)
+    keep[val_idx] = False
+    return ArraySplit(split.x[keep], split.y[keep]), ArraySplit(split.x[val_idx], split.y[val_idx])
+
+
+def chance_accuracy(y: np.ndarray) -> float:
+    """The accuracy of always predicting the most common label (per output, averaged over outputs):
+    the floor a model that learned nothing reaches on this split."""
+    y = np.asarray(y)
+    columns = y.reshape(len(y), -1)
+    if len(columns) == 0:
+        return float("nan")
+    rates = [np.unique(c, return_counts=True)[1].max() / len(c) for c in columns.T]
+    return float(np.mean(rates))
 
 
 def data_rng(*parts: int) -> np.random.Generator:

@@ -365,3 +365,16 @@ class ListOps(Task):
                 f"{len(train.y)} train, evaluated on {opts.eval_split} ({len(test.y)})"
             ),
         )
+
+    def validation(self, opts: ListOpsOptions, data_dir: Path) -> ArraySplit | None:
+        """LRA's `basic_val` (or the generated val split) when the run evaluates on `test`; with the
+        reference's eval_split = "val" that split is the evaluation, and validation is carved from train."""
+        opts = self.resolve(opts, data_dir)
+        if opts.eval_split == "val":
+            return None
+        if opts.source == "lra":
+            raw, _ = load_lra(dataclasses.replace(opts, eval_split="val"), data_dir)
+            val = tokenize_split(*raw["val"], opts)
+        else:
+            val = generated_tokens(opts, data_dir)[0]["val"]
+        return ArraySplit(val.x, val.y)

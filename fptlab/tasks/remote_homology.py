@@ -294,12 +294,14 @@ def read_split(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 # ---- the task ------------------------------------------------------------------------------------
-def _build_split(path: Path, opts: RemoteHomologyOptions, code: int, n: int, option: str) -> tuple[ArraySplit, str]:
+def _build_split(path: Path, opts: RemoteHomologyOptions, code: int, n: int, option: str) -> tuple[ArraySplit, str, float]:
+    """The split's examples within `max_len` (or all, truncated), a note, and the share of the file kept."""
     sequences, labels = read_split(path)
     x, kept = pack(sequences, opts.max_len, opts.long)  # (N_kept, T)
     chosen = subsample(len(kept), n, data_rng(_SEED_KEY, code, n, opts.max_len), option=option)
-    note = f"{len(kept)}/{len(sequences)} within {opts.max_len} tokens ({len(kept) / max(len(sequences), 1):.4f})"
-    return ArraySplit(x[chosen], labels[kept][chosen]), f"{path.stem}: {len(chosen)} used, {note}"
+    share = len(kept) / max(len(sequences), 1)
+    note = f"{len(kept)}/{len(sequences)} within {opts.max_len} tokens ({share:.4f})"
+    return ArraySplit(x[chosen], labels[kept][chosen]), f"{path.stem}: {len(chosen)} used, {note}", share
 
 
 @register_task
@@ -336,9 +338,9 @@ class RemoteHomology(Task):
             root = fetch(opts, data_dir)
             if find_root(opts, data_dir) is None:
                 raise _not_found(opts, data_dir, " The downloaded archive lacks these files.")
-        train, train_note = _build_split(split_file(root, "train"), opts, 0, opts.n_train, "remote_homology.n_train")
+        train, train_note, _ = _build_split(split_file(root, "train"), opts, 0, opts.n_train, "remote_homology.n_train")
         code = 1 + EVAL_SPLITS.index(opts.eval_split)
-        test, test_note = _build_split(
+        test, test_note, kept = _build_split(
             split_file(root, opts.eval_split), opts, code, opts.n_eval, "remote_homology.n_eval"
         )
         return TaskData(
@@ -349,4 +351,14 @@ class RemoteHomology(Task):
                 f"TAPE remote homology, {N_FOLDS} folds, from {root} ({opts.long} over {opts.max_len} "
                 f"tokens): {train_note}; {test_note}. The paper scaled accuracy by {PAPER_KEPT_FRACTION}."
             ),
+            test_kept=kept,
         )
+
+    def validation(self, opts: RemoteHomologyOptions, data_dir: Path) -> ArraySplit | None:
+        """TAPE's `valid` split when the run evaluates on a test holdout; with the reference's
+        eval_split = "valid" that split is the evaluation, and validation is carved from train."""
+        root = find_root(opts, data_dir)
+        if opts.eval_split == "valid" or root is None:
+            return None
+        val, _, _ = _build_split(split_file(root, "valid"), opts, 1, 0, "remote_homology.n_eval")
+        return val
