@@ -6,8 +6,9 @@ counterpart).
 Rows = the spec's `variant` axis: "FPT" = fpt (Table 2's FPT runs, same hashes), "+ Feedforward" =
 feedforward, "+ Attention" = attention, "+ Both" = both (train = ["all"]). Columns = the `task` axis
 under the paper's abbreviations (Memory = bit_memory, XOR = bit_xor, C10 = cifar10, C10 LRA =
-cifar10_lra, Homology = remote_homology). A run that diverged (NaN/inf loss) keeps its last evaluation
-before divergence and its cell is marked † as in the paper."""
+cifar10_lra, Homology = remote_homology). A run that diverged (a NaN/inf loss, or an accuracy collapse:
+fptlab.report.divergence, the one definition every table uses) marks its cell † as in the paper, and
+counts with its accuracy before the divergence."""
 
 from fptlab.report import AnyOf, Column, Row, Table, paper_grid
 
@@ -41,7 +42,7 @@ TABLE = Table(
     notes=(
         "All rows use FPT's optimiser and learning rate (no per-layer scheme, as in the paper). "
         "+ Both trains every parameter of the 12-block model (depth fixed, unlike the paper's \"Full Transformer\").",
-        "†: at least one seed diverged (NaN/inf loss); such a run counts with its last test accuracy before "
-        "divergence (the paper: \"number reported before divergence\").",
+        "†: at least one seed diverged (definition below); such a run counts with its accuracy before the divergence "
+        "(the paper: \"number reported before divergence\").",
     ),
 )

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fptlab.errors import FptlabWarning
-from fptlab.report import convergence
+from fptlab.report import convergence, divergence
 from fptlab.report.declare import PaperValue, Table
 from fptlab.report.source import Snapshot, SpecCells
 from fptlab.report.stats import Difference, Stat, summarize, welch
-from fptlab.report.values import VALUES, format_spread, format_value
+from fptlab.report.values import VALUES, format_spread, format_value, has_selection
 
 FINISHED = ("completed", "diverged")
 UNFINISHED_ORDER = ("missing", "queued", "running", "interrupted", "failed")
@@ -33,7 +33,8 @@ class CellResult:
     values: list[float] = field(default_factory=list)  # one per finished trial that has a value
     statuses: Counter = field(default_factory=Counter)  # trial statuses; "missing" = not in the database
     diverged: int = 0
-    censored: bool = False  # steps to converge: some seed never reached the level
+    censored: bool = False  # steps: a lower bound (the row never reached the level within its budget)
+    verdict: str | None = None  # steps to converge: "did not learn", "not converged by N" (shown instead of a number)
     stat: Stat | None = None
     paper: PaperValue | None = None
     literature: str | None = None  # quoted by the paper from this work: nothing to run
@@ -41,6 +42,9 @@ class CellResult:
     hash_status: dict[str, str] = field(default_factory=dict)
     offline: bool = False  # an offline counterpart's cell: not comparable to the paper's number
     problems: list[str] = field(default_factory=list)  # trials whose stored value is impossible (inf %, 140 %)
+    legacy: int = 0  # steps: trials whose curve is test accuracy (stored without a validation split)
+    unselected: int = 0  # accuracy: trials without a validation split, shown at their last evaluation
+    task_chance: float = math.nan  # 1 / classes of the cell's task: chance for trials that did not record it
 
     @property
     def finished(self) -> int:
@@ -68,6 +72,9 @@ class CellResult:
             return "(literature)"
         if not self.hashes:
             return "—"
+        if self.verdict is not None:
+            pending = self._pending()
+            return self.verdict + (f" (n={self.stat.n if self.stat else 0}; {pending})" if pending else "")
         if self.stat is None:
             return self._pending() or "no value"
         mark = "†" if self.diverged else ""
@@ -86,7 +93,7 @@ class CellResult:
     def difference(self) -> float:
         """Ours minus the paper's (NaN unless both exist, and for offline counterparts, whose setting
         is not the paper's)."""
-        if self.stat is None or self.paper is None or self.censored or self.offline:
+        if self.stat is None or self.paper is None or self.censored or self.offline or self.verdict is not None:
             return math.nan
         return self.stat.mean - self.paper.value
 
@@ -138,6 +145,19 @@ class TableResult:
     def title(self) -> str:
         return f"{self.table.kind.capitalize()} {self.table.number}: {self.table.title}"
 
+    def definitions(self) -> list[str]:
+        """The definitions of the measures this table shows (steps to converge, divergence), for its notes."""
+        kinds = {c.unit for c in self.cells.values()}
+        values = {r.value for r in self.table.rows} | {c.value for c in self.table.columns} | {self.table.value}
+        out = []
+        if any(c.diverged for c in self.cells.values()):
+            out.append(divergence.DEFINITION)
+        if "steps" in kinds and values & {"steps_to_converge", "steps_to_level"}:
+            out.append(convergence.DEFINITION)
+            if "steps_to_level" in values:
+                out.append(convergence.LEVEL_DEFINITION)
+        return out
+
 
 def build_table(table: Table, cells: SpecCells | None, snap: Snapshot, *, db_url: str | None = None) -> TableResult:
     grid: dict[tuple[str, str], CellResult] = {}
@@ -150,6 +170,15 @@ def build_table(table: Table, cells: SpecCells | None, snap: Snapshot, *, db_url
     for problem in (p for cell in grid.values() for p in cell.problems):
         warnings.warn(f"{table.key}: {problem}", FptlabWarning, stacklevel=2)
         result.notes.append(problem)
+    unselected = sum(c.unselected for c in grid.values())
+    if unselected:
+        result.notes.append(f"{unselected} trial(s) here have no validation split (stored before fptlab 0.4.0, or run without "
+                            "val_fraction): their accuracy is the last evaluation's, as before; the others show test "
+                            "accuracy at the step of best validation accuracy.")
+    legacy = sum(c.legacy for c in grid.values())
+    if legacy:
+        result.notes.append(f"{legacy} trial(s) here were stored without a validation split (before fptlab 0.4.0): their "
+                            "steps to converge read the test-accuracy curve, as before.")
     _fill(result, cells, db_url)
     if cells is not None and cells.offline:
         for cell in grid.values():
@@ -170,18 +199,27 @@ def _cell(table: Table, row: Any, column: Any, cells: SpecCells | None, snap: Sn
     out.literature = table.literature.get(key) or row.literature or column.literature
     if out.literature or cells is None or row.derived or column.derived:
         return out
-    out.hashes = [c.hash for c in cells.select({**table.where, **row.where, **column.where})]
+    selected = cells.select({**table.where, **row.where, **column.where})
+    out.hashes = [c.hash for c in selected]
+    if kind.unit == "steps" and selected:
+        out.task_chance = task_chance(selected[0].values)
+    collapses = _collapses(out, snap, selected) if kind.name in DIVERGING_KINDS else {}
     for h in out.hashes:
         state = snap.states.get(h)
         status = "missing" if state is None else state["status"]
         out.statuses[status] += 1
         out.hash_status[h] = status
-        if status == "diverged":
+        if status == "diverged" or h in collapses:
             out.diverged += 1
         if status in FINISHED and kind.of_trial is not None:
-            value = kind.of_trial(snap.results.get(h, {}))
+            results = snap.results.get(h, {})
+            value = kind.of_trial(results)
+            if h in collapses and not has_selection(results):
+                value = collapses[h]  # no validation split: the last evaluation before the collapse
             if math.isnan(value):
                 continue
+            if kind.selected and not has_selection(results):
+                out.unselected += 1
             problem = kind.problem(value)
             if problem is None:
                 out.values.append(value)
@@ -192,22 +230,126 @@ def _cell(table: Table, row: Any, column: Any, cells: SpecCells | None, snap: Sn
 
 
 def _steps_to_converge(table: Table, grid: dict[tuple[str, str], CellResult], snap: Snapshot) -> dict[str, float]:
-    """Table 6's value: every row of a column is measured against that column's common level
-    (`fptlab.report.convergence`); a row's value is its seed-mean curve's, n its seeds with a curve."""
-    levels = {}
+    """Table 6's values (`fptlab.report.convergence`): each row of a column against its own plateau
+    (value steps_to_converge), or against another row's converged level (steps_to_level, the row's
+    `reference`). Returns the converged level of each column's first row, for the notes."""
+    levels: dict[str, float] = {}
+    rows = {r.label: r for r in table.rows}
     for column in table.columns:
-        group = [c for (r, col), c in grid.items() if col == column.label and c.unit == "steps" and c.hashes]
-        if not group:
-            continue
-        seeds = {c.row: list(snap.curves([h for h in c.hashes if c.hash_status.get(h) in FINISHED]).values()) for c in group}
-        level, reached = convergence.converge(seeds)
-        levels[column.label] = level
-        for c in group:
-            if c.row in reached:
-                hit = reached[c.row]
-                c.values, c.censored = [hit.steps], hit.censored
-                c.stat = Stat(hit.steps, math.nan, len(seeds[c.row]), math.nan, math.nan)
+        own: dict[str, convergence.Verdict] = {}
+        for kind in ("steps_to_converge", "steps_to_level"):
+            for (r, col), c in grid.items():
+                if col != column.label or not c.hashes or _kind_of(table, rows[r], column) != kind:
+                    continue
+                seeds = _seed_runs(c, snap)
+                if not seeds:
+                    continue
+                if kind == "steps_to_converge":
+                    own[r] = _set_verdict(c, seeds, convergence.verdict(seeds, _chance(c, snap)))
+                    levels.setdefault(column.label, own[r].level)
+                else:
+                    _set_level_steps(c, seeds, own.get(rows[r].reference or ""))
     return levels
+
+
+DIVERGING_KINDS = ("test_accuracy", "last_test_accuracy", "best_test_accuracy")
+
+
+def _collapses(cell: CellResult, snap: Snapshot, selected: list[Any]) -> dict[str, float]:
+    """{hash: test accuracy (%) before the collapse} of the cell's completed trials whose curve collapsed
+    (`fptlab.report.divergence`): validation accuracy for trials with a validation split, test accuracy
+    for the others. Trials whose loss went NaN are `diverged` already."""
+    done = [h for h in cell.hashes if (snap.states.get(h) or {}).get("status") == "completed"]
+    if not done:
+        return {}
+    chance = task_chance(selected[0].values) if selected else math.nan
+    validated = [h for h in done if has_selection(snap.results.get(h, {}))]
+    tests = snap.curves(done)
+    curves = {**{h: tests[h] for h in done if h not in validated and h in tests}, **snap.curves(validated, "val_accuracy")}
+    out = {}
+    for h, curve in curves.items():
+        recorded = snap.results.get(h, {}).get("chance_accuracy", math.nan)
+        found = divergence.collapse(curve, recorded if math.isfinite(recorded) else chance)
+        if found is not None:
+            out[h] = divergence.value_before(tests[h], found.before_step) * 100.0 if h in tests else math.nan
+    return out
+
+
+def task_chance(values: dict[str, Any]) -> float:
+    """1 / classes of the task a flattened config runs (NaN when it cannot be built here)."""
+    from fptlab.config import config_from_dict
+    from fptlab.errors import FptlabError
+    from fptlab.plan import task_spec
+
+    nested: dict[str, Any] = {}
+    for key, value in values.items():
+        *sections, name = key.split(".")
+        target = nested
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = list(value) if isinstance(value, tuple) else value
+    try:
+        return 1.0 / task_spec(config_from_dict(nested, origin="report")).n_classes
+    except (FptlabError, ValueError, TypeError, ZeroDivisionError):
+        return math.nan
+
+
+def _kind_of(table: Table, row: Any, column: Any) -> str:
+    return column.value or row.value or table.value
+
+
+def _seed_runs(cell: CellResult, snap: Snapshot) -> list[convergence.SeedRun]:
+    """The cell's finished trials as convergence reads them: the validation-accuracy curve when the
+    trial has a validation split (test accuracy otherwise: trials stored before 0.4.0), how it stopped."""
+    done = [h for h in cell.hashes if cell.hash_status.get(h) in FINISHED]
+    validated = [h for h in done if math.isfinite(snap.results.get(h, {}).get("best_val_accuracy", math.nan))]
+    curves = {**snap.curves([h for h in done if h not in validated]), **snap.curves(validated, "val_accuracy")}
+    cell.legacy += len([h for h in done if h not in validated and h in curves])
+    out = []
+    for h in done:
+        if h not in curves:
+            continue
+        results = snap.results.get(h, {})
+        if results.get("stopped_at_target") or (results.get("stopped_early") and "stopped_at_target" not in results):
+            stopped = "target"  # before 0.4.0, stopping early meant reaching target_accuracy
+        elif results.get("stopped_on_plateau"):
+            stopped = "plateau"
+        else:
+            stopped = ""
+        out.append(convergence.SeedRun(curves[h], stopped, float(results.get("steps", math.nan))))
+    return out
+
+
+def _chance(cell: CellResult, snap: Snapshot) -> float:
+    """The cell's chance accuracy: what its trials recorded (always predicting the most common label),
+    else 1 / classes of its task (trials stored before 0.4.0)."""
+    recorded = [snap.results.get(h, {}).get("chance_accuracy", math.nan) for h in cell.hashes]
+    recorded = [v for v in recorded if math.isfinite(v)]
+    if recorded:
+        return sum(recorded) / len(recorded)
+    return cell.task_chance
+
+
+def _set_verdict(cell: CellResult, seeds: list[Any], verdict: convergence.Verdict) -> convergence.Verdict:
+    cell.verdict = verdict.text
+    n = len(seeds)
+    if verdict.kind == "converged":
+        cell.values, cell.stat = [verdict.steps], Stat(verdict.steps, math.nan, n, math.nan, math.nan)
+    elif verdict.kind == "not_converged":
+        cell.values, cell.censored = [verdict.steps], True
+        cell.stat = Stat(verdict.steps, math.nan, n, math.nan, math.nan)
+    else:
+        cell.stat = Stat(math.nan, math.nan, n, math.nan, math.nan) if verdict.kind == "did_not_learn" else None
+    return verdict
+
+
+def _set_level_steps(cell: CellResult, seeds: list[Any], reference: convergence.Verdict | None) -> None:
+    if reference is None or reference.kind != "converged":
+        cell.verdict = "no level (the reference row did not converge)"
+        return
+    steps, censored = convergence.steps_to_level(seeds, reference.level)
+    cell.values, cell.censored = [steps], censored
+    cell.stat = Stat(steps, math.nan, len(seeds), math.nan, math.nan)
 
 
 def _compare(table: Table, grid: dict[tuple[str, str], CellResult]) -> list[Comparison]:
@@ -313,7 +455,7 @@ def ratio_row(result: TableResult, row: str, numerator: str, denominator: str) -
     for column in result.table.columns:
         top, bottom = result.cells[(numerator, column.label)], result.cells[(denominator, column.label)]
         target = result.cells[(row, column.label)]
-        if bottom.censored:
-            target.unit, target.text = "x", "—"  # the denominator never converged: no ratio
+        if bottom.censored or bottom.verdict is not None or (top.verdict is not None and not top.censored):
+            target.unit, target.text = "x", "—"  # the denominator never converged, or the numerator never learned: no ratio
             continue
         set_ratio(target, top.stat, bottom.stat, lower_bound=top.censored)

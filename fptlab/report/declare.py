@@ -54,6 +54,7 @@ class Row:
     literature: str | None = None  # a row the paper quotes from other work: nothing to run
     value: str | None = None  # this row's value kind, when it differs from the table's
     derived: bool = False  # no trials of its own: the table's `post` hook computes it (e.g. a speedup)
+    reference: str | None = None  # value steps_to_level: the row whose converged level this row's steps measure
 
 
 @dataclass(frozen=True)

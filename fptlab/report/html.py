@@ -99,12 +99,7 @@ def comparisons_table(result: TableResult) -> str:
 
 
 def _result_notes(result: TableResult) -> list[str]:
-    from fptlab.report.convergence import DEFINITION
-
-    notes = list(result.notes) + list(result.table.notes)
-    if result.levels:
-        notes.append(DEFINITION)
-    return notes
+    return list(result.notes) + list(result.table.notes) + result.definitions()
 
 
 def _notes(lines: list[str]) -> str:

@@ -16,7 +16,6 @@ from typing import Any
 from fptlab.escape import for_csv, for_latex, for_markdown, for_terminal
 from fptlab.report.build import CellResult, TableResult
 from fptlab.report.stats import format_p
-from fptlab.report.values import format_value
 
 CSV_FIELDS = (
     "artifact", "row", "column", "unit", "state", "n", "expected", "mean", "std", "ci_low", "ci_high", "diverged",
@@ -120,13 +119,7 @@ def setting(result: TableResult) -> str:
 def footer_lines(result: TableResult, comparisons: bool = True) -> list[str]:
     lines = list(result.notes)
     lines.extend(result.table.notes)
-    if result.levels:
-        from fptlab.report.convergence import DEFINITION
-
-        lines.append(DEFINITION)
-        levels = [f"{c} {format_value(v * 100, '%')}" for c, v in result.levels.items() if not math.isnan(v)]
-        if levels:
-            lines.append("convergence levels: " + ", ".join(levels))
+    lines.extend(result.definitions())
     if comparisons:
         lines.extend(comparison_lines(result))
     lines.extend(status_lines(result))

@@ -20,6 +20,7 @@ class ValueKind:
     of_trial: Callable[[Mapping[str, float]], float] | None  # results dict -> value; None: computed elsewhere
     describe: str
     needs_curves: bool = False
+    selected: bool = False  # reads the step validation selected, when the trial has a validation split
 
     def problem(self, value: float) -> str | None:
         """Why a stored value cannot be this kind's (an accuracy of inf % or 140 %, a negative count),
@@ -55,14 +56,32 @@ def _seconds_per_step(results: Mapping[str, float]) -> float:
     return (float(wall) - float(results.get("feature_seconds", 0.0))) / ran
 
 
+def _selected_test_accuracy(results: Mapping[str, float]) -> float:
+    """Test accuracy at the step validation selected (the best validation accuracy); the last
+    evaluation's for a trial without a validation split (stored before fptlab 0.4.0, or val_fraction unset)."""
+    selected = results.get("selected_test_accuracy")
+    if selected is not None and math.isfinite(selected):
+        return float(selected) * 100.0
+    return _result("test_accuracy", 100.0)(results)
+
+
+def has_selection(results: Mapping[str, float]) -> bool:
+    selected = results.get("selected_test_accuracy")
+    return selected is not None and math.isfinite(selected)
+
+
 for _kind in (
-    ValueKind("test_accuracy", "%", _result("test_accuracy", 100.0), "final test accuracy (last evaluation)"),
+    ValueKind("test_accuracy", "%", _selected_test_accuracy,
+              "test accuracy at the step of best validation accuracy (the last evaluation without a validation split)",
+              selected=True),
+    ValueKind("last_test_accuracy", "%", _result("test_accuracy", 100.0), "test accuracy at the last evaluation"),
     ValueKind("best_test_accuracy", "%", _result("best_test_accuracy", 100.0), "best test accuracy over evaluations"),
     ValueKind("train_accuracy", "%", _result("train_accuracy", 100.0), "train accuracy over the last evaluation interval"),
     ValueKind("trainable_params", "params", _result("trainable_params"), "trainable parameters"),
     ValueKind("total_params", "params", _result("total_params"), "total parameters"),
     ValueKind("seconds_per_step", "s", _seconds_per_step, "wall-clock seconds per training step (feature caching excluded)"),
     ValueKind("steps_to_converge", "steps", None, "gradient steps to converge (see the definition)", needs_curves=True),
+    ValueKind("steps_to_level", "steps", None, "gradient steps to reach another row's converged level", needs_curves=True),
 ):
     VALUES.register(_kind.name, _kind)
 
