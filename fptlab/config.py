@@ -70,6 +70,7 @@ class RunConfig:
     min_delta: float = 0.0  # the gain in validation accuracy that counts as improvement (with patience)
     grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
     dropout: float = 0.1  # after the dense input layer
+    mask_padding: bool = True  # bidirectional bodies attend to no pad position (false: fptlab 0.3.0, the paper's code)
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -34,9 +34,10 @@ def _fpt_class() -> type:
     from torch import nn
 
     class FPT(nn.Module):
-        def __init__(self, task: TaskSpec, body: nn.Module, d_model: int, dropout: float) -> None:
+        def __init__(self, task: TaskSpec, body: nn.Module, d_model: int, dropout: float, mask_pads: bool = False) -> None:
             super().__init__()
             self.task = task
+            self.mask_pads = mask_pads  # a bidirectional body attends to no pad key (`mask_padding`)
             if task.input_kind == "dense":
                 linear = nn.Linear(task.input_dim, d_model)
                 if linear.weight.device.type != "meta":
@@ -51,7 +52,8 @@ def _fpt_class() -> type:
 
         def features(self, x: torch.Tensor) -> torch.Tensor:
             """Hidden states of the read-out token(s): (B, k, d)."""
-            h = self.backbone(self.input(x))  # (B, T, d)
+            mask = (x != self.task.pad_id) if self.mask_pads else None  # (B, T), True at real tokens
+            h = self.backbone(self.input(x), mask)  # (B, T, d)
             if self.task.readout == "last_real":  # right-padded ids: the last non-pad token (<sep>)
                 positions = torch.arange(x.shape[1], device=x.device).expand_as(x)
                 last = torch.where(x != self.task.pad_id, positions, -1).max(dim=1).values.clamp(min=0)  # (B,)
@@ -98,10 +100,18 @@ def build_model(task: TaskSpec, cfg: RunConfig, *, weights_path: Path | None = N
     spec = BACKBONES.get(cfg.backbone)
     spec.check_length(task.seq_len)
     body = build_body(cfg, task.seq_len, weights_path=weights_path, meta=meta)
+    mask_pads = masks_pads(cfg, task, spec)
     if meta:
         with torch.device("meta"):
-            return _fpt_class()(task, body, spec.d_model, cfg.dropout)
-    return _fpt_class()(task, body, spec.d_model, cfg.dropout)
+            return _fpt_class()(task, body, spec.d_model, cfg.dropout, mask_pads)
+    return _fpt_class()(task, body, spec.d_model, cfg.dropout, mask_pads)
+
+
+def masks_pads(cfg: RunConfig, task: TaskSpec, spec: BackboneSpec) -> bool:
+    """Whether the body is told where the pads are: right-padded token ids (the task declares its pad
+    id) into a bidirectional body, unless `mask_padding = false`. A causal or recurrent body never
+    reads a later pad from a real position, so it runs unmasked, as in the paper's code."""
+    return cfg.mask_padding and task.input_kind == "tokens" and task.pad_id is not None and not spec.causal
 
 
 # ---- groups --------------------------------------------------------------------------------------

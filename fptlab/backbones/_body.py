@@ -55,7 +55,9 @@ class Body(nn.Module):
     blocks_path: str = ""
     position_paths: dict[str, int] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+        """`mask` (B, T), True at real tokens: a bidirectional body attends to no key where it is False
+        (the pad positions of right-padded token tasks). Causal and recurrent bodies get None."""
         raise NotImplementedError
 
     def first_attention(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,8 +126,9 @@ class HFBody(Body):
         self._layer_count_attr = layer_count_attr
         self._call_kwargs = call_kwargs
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
-        return self.model(inputs_embeds=x, **self._call_kwargs).last_hidden_state
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+        extra = {} if mask is None else {"attention_mask": mask.long()}
+        return self.model(inputs_embeds=x, **self._call_kwargs, **extra).last_hidden_state
 
     def on_truncate(self, depth: int) -> None:
         if self._layer_count_attr and hasattr(self.model, "config"):
@@ -146,6 +149,12 @@ class HFBody(Body):
         if not attentions:
             raise NotImplementedError(f"{type(self.model).__name__} returned no attention probabilities")
         return attentions[0]  # (B, heads, T, T)
+
+
+def key_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, T) True at real tokens -> (B, 1, 1, T) additive attention mask: 0 where a key may be
+    attended, the dtype's most negative value at pad keys (exp() of it is 0 in softmax)."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)[:, None, None, :]
 
 
 def reference_normal_init(module: nn.Module, std: float) -> None:

@@ -52,19 +52,20 @@ def _body_class() -> type:
     from fptlab.backbones._body import HFBody
 
     class LongformerBody(HFBody):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+        def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
             positions = torch.arange(OFFSET, OFFSET + x.shape[1], device=x.device).expand(x.shape[0], -1)  # (B, T)
+            extra = {} if mask is None else {"attention_mask": mask.long()}  # 1 = local attention, 0 = pad
             attentions = [block.attention.self for block in self.blocks()]
             windows = [a.one_sided_attn_window_size for a in attentions]
             narrow = max(x.shape[1] - 1, 2)  # one-sided window reaching every token (transformers needs >= 2)
             if narrow >= min(windows):
-                return self.model(inputs_embeds=x, position_ids=positions).last_hidden_state
+                return self.model(inputs_embeds=x, position_ids=positions, **extra).last_hidden_state
             config, full = self.model.config, self.model.config.attention_window
             try:  # same result (every token sees every token either way), padded to 2·narrow, not to the window
                 for a in attentions:
                     a.one_sided_attn_window_size = narrow
                 config.attention_window = 2 * narrow
-                return self.model(inputs_embeds=x, position_ids=positions).last_hidden_state
+                return self.model(inputs_embeds=x, position_ids=positions, **extra).last_hidden_state
             finally:
                 for a, window in zip(attentions, windows, strict=True):
                     a.one_sided_attn_window_size = window

@@ -1,9 +1,15 @@
 """The paper's own ViT route (paper Section 3.2, Appendix D.2): `vit-timm`, timm's `vit_base_patch16_224`
-with its ImageNet-21k weights (`vit_base_patch16_224.orig_in21k`), as the reference code built it.
+as the reference code built it, and `vit-timm-in21k`.
+
+The reference's timm (0.3.x-0.4.9, 2021) loaded ImageNet-21k weights fine-tuned on ImageNet-1k for
+`vit_base_patch16_224` (`jx_vit_base_p16_224-80ecf9dd.pth`); today's timm names them
+`vit_base_patch16_224.orig_in21k_ft_in1k` (its plain name now loads other, AugReg weights), so that is
+`vit-timm`'s default. `vit-timm-in21k` loads the 21k-only `vit_base_patch16_224.orig_in21k` (what the
+paper's text names; fptlab 0.3.0's `vit-timm` default, renamed to it by the 0.4.0 migration).
 
 Only usable with the optional timm extra (`pip install 'fptlab[timm]'`, GPU images: timm pulls
 torchvision, which on a CPU-only machine brings a CUDA build of torch). Everywhere else use
-`--backbone vit-base`: the same ImageNet-21k ViT-B/16 weights through transformers.
+`--backbone vit-base`: the same weights through transformers.
 
 Every build needs timm, the meta-device build of `--dry-run` included, so without timm a dry run
 fails with the same clear DataNotFoundError as a real run. `weights` is "auto", a timm model name
@@ -11,7 +17,9 @@ fails with the same clear DataNotFoundError as a real run. `weights` is "auto", 
 
 As with `vit-base`, timm's `patch_embed`, `cls_token` and `pos_embed` are bypassed (group
 `embeddings`, frozen); a new zero-initialised 1024 × 768 table (group `positions`) is added to the
-input embeddings; then timm's `blocks` and final `norm` run with bidirectional attention.
+input embeddings; then timm's `pos_drop`, `blocks` and final `norm` run with bidirectional attention.
+`model.hidden_dropout` / `model.attention_dropout` are timm's drop_rate / attn_drop_rate (the
+reference: 0.1 and 0.1; drop_path 0).
 """
 
 from __future__ import annotations
@@ -22,11 +30,14 @@ from typing import Any
 
 from fptlab.backbones import BACKBONES
 from fptlab.backbones._hf import _first_line
-from fptlab.backbones.base import BackboneSpec, ModelOptions
+from fptlab.backbones.base import BackboneSpec
+from fptlab.backbones.vit import ViTOptions
 from fptlab.errors import DataNotFoundError
 
 ARCH = "vit_base_patch16_224"
-DEFAULT_WEIGHTS = "vit_base_patch16_224.orig_in21k"
+DEFAULT_WEIGHTS = "vit_base_patch16_224.orig_in21k_ft_in1k"  # the reference's weights (see the docstring)
+WEIGHTS_21K = "vit_base_patch16_224.orig_in21k"
+NAMES = {"vit-timm": DEFAULT_WEIGHTS, "vit-timm-in21k": WEIGHTS_21K}
 WIDTH, LAYERS, POSITIONS = 768, 12, 1024
 
 GROUPS = (
@@ -55,7 +66,7 @@ def import_timm() -> Any:
 
 def locate_weights(name: str, weights: str) -> str:
     """A timm model name -> its hub repo (timm publishes `timm/<name>`); a file path stays as it is."""
-    location = DEFAULT_WEIGHTS if weights == "auto" else weights
+    location = NAMES[name] if weights == "auto" else weights
     return location if "/" in location or Path(location).exists() else f"timm/{location}"
 
 
@@ -65,7 +76,7 @@ def _body_class() -> type:
     import torch
     from torch import nn
 
-    from fptlab.backbones._body import Body
+    from fptlab.backbones._body import Body, key_mask
 
     class TimmViTBody(Body):
         """norm(blocks(pos_drop(x + positions[:T]))) over a timm VisionTransformer held as `self.model`."""
@@ -84,10 +95,11 @@ def _body_class() -> type:
             norm_pre = getattr(self.model, "norm_pre", None)  # Identity for this architecture
             return norm_pre(h) if norm_pre is not None else h
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+        def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
             h = self.embed(x)
+            keys = None if mask is None else key_mask(mask, h.dtype)  # (B, 1, 1, T); timm >= 1.0 blocks take attn_mask
             for block in self.blocks():
-                h = block(h)
+                h = block(h) if keys is None else block(h, attn_mask=keys)
             return self.model.norm(h)
 
         def first_attention(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,15 +117,19 @@ def _body_class() -> type:
 
 
 
-def build(spec: BackboneSpec, options: ModelOptions) -> Any:
+def build(spec: BackboneSpec, options: ViTOptions) -> Any:
     """timm's own random initialisation of ViT-B/16, without the classifier head."""
     timm = import_timm()
-    return _body_class()(timm.create_model(ARCH, pretrained=False, num_classes=0))
+    return _body_class()(timm.create_model(ARCH, pretrained=False, num_classes=0, **_dropouts(options)))
 
 
-def load(spec: BackboneSpec, options: ModelOptions, location: str) -> Any:
+def _dropouts(options: ViTOptions) -> dict[str, float]:
+    return {"drop_rate": options.hidden_dropout, "attn_drop_rate": options.attention_dropout}
+
+
+def load(spec: BackboneSpec, options: ViTOptions, location: str) -> Any:
     timm = import_timm()
-    name = DEFAULT_WEIGHTS if location == "auto" else location
+    name = NAMES[spec.name] if location == "auto" else location
     from fptlab.files import kind_of, not_a_file
 
     kind = kind_of(name)
@@ -123,10 +139,10 @@ def load(spec: BackboneSpec, options: ModelOptions, location: str) -> Any:
         raise BadFileError(f"weights = {name!r} {not_a_file(name, kind)}: give a timm checkpoint file, or a timm model name.")
     try:
         if kind == "file":
-            model = timm.create_model(ARCH, pretrained=False, num_classes=0)
+            model = timm.create_model(ARCH, pretrained=False, num_classes=0, **_dropouts(options))
             model.load_state_dict(_read_checkpoint(Path(name)), strict=True)
         else:
-            model = timm.create_model(name, pretrained=True, num_classes=0)
+            model = timm.create_model(name, pretrained=True, num_classes=0, **_dropouts(options))
     except (OSError, RuntimeError, ValueError, KeyError) as e:
         raise DataNotFoundError(
             f"Could not load pretrained weights for backbone '{spec.name}' from '{name}': {_first_line(e)}. "
@@ -159,12 +175,13 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return {k: v for k, v in state.items() if not k.startswith("head.")}
 
 
-BACKBONES.register(
-    "vit-timm",
-    BackboneSpec(
-        name="vit-timm", family="vit", d_model=WIDTH, n_layers=LAYERS, max_positions=POSITIONS, groups=GROUPS,
-        blocks=BLOCKS, build=build, load=load, default_weights=DEFAULT_WEIGHTS, requires=("timm",),
-        install_hint=INSTALL_HINT, locate_weights=locate_weights,
-        description="ViT-B/16 ImageNet-21k through timm, as the paper's code (needs the timm extra, GPU images)",
-    ),
-)
+for _name, _weights in NAMES.items():
+    BACKBONES.register(
+        _name,
+        BackboneSpec(
+            name=_name, family="vit", d_model=WIDTH, n_layers=LAYERS, max_positions=POSITIONS, groups=GROUPS,
+            blocks=BLOCKS, build=build, load=load, default_weights=_weights, requires=("timm",), Options=ViTOptions,
+            install_hint=INSTALL_HINT, locate_weights=locate_weights,
+            description=f"ViT-B/16 through timm ({_weights}; needs the timm extra, GPU images)",
+        ),
+    )

@@ -157,17 +157,20 @@ def stratified_split(split: ArraySplit, fraction: float, n_classes: int, task: s
     y = np.asarray(split.y)
     rng = np.random.default_rng([DATA_SEED_TAG, VAL_TAG, len(split)])
     if y.ndim == 1:
+        labels = np.unique(y)
+        if fraction * len(y) < len(labels):
+            raise ConfigError(
+                f"val_fraction = {fraction} of the {len(y)} training examples of {task} is {fraction * len(y):.1f} examples, "
+                f"too few to hold one of each of its {len(labels)} classes. Raise val_fraction (at least "
+                f"{len(labels) / len(y):.3g}), use more training data, or leave val_fraction unset."
+            )
         picked = []
-        for label in np.unique(y):
+        for label in labels:  # a class with one example keeps it for training
             members = np.flatnonzero(y == label)
-            if len(members) < 2:
-                raise ConfigError(
-                    f"val_fraction = {fraction}: class {label} of {task} has {len(members)} training example(s), too few to "
-                    "hold one out for validation and keep one for training. Use more training data, or leave val_fraction unset."
-                )
             k = min(len(members) - 1, max(1, round(fraction * len(members))))
-            picked.append(rng.choice(members, size=k, replace=False))
-        val_idx = np.sort(np.concatenate(picked))
+            if k > 0:
+                picked.append(rng.choice(members, size=k, replace=False))
+        val_idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=int)
     else:
         k = round(fraction * len(y))
         if not 0 < k < len(y):

@@ -50,6 +50,7 @@ LRA_FILES = {split: f"basic_{split}.tsv" for split in SPLITS}
 LRA_SUBDIRS = ("", "listops-1000", "lra_release/listops-1000")  # where an extracted release may land
 LRA_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
 PAPER_VOCAB = ("<pad>", *"0123456789", "MAX", "MED", "MIN", "SM")
+PAD_ID = 0  # both vocabularies start with <pad>; sequences are right-padded with it
 STRUCTURED_VOCAB = gen.SOURCE_VOCAB
 VOCABS = {"paper": PAPER_VOCAB, "structured": STRUCTURED_VOCAB}
 N_CLASSES = 10
@@ -327,7 +328,7 @@ class ListOps(Task):
     Options = ListOpsOptions
 
     def spec(self, opts: ListOpsOptions) -> TaskSpec:
-        return TaskSpec("tokens", len(VOCABS[opts.tokenizer]), opts.max_len, n_classes=N_CLASSES)
+        return TaskSpec("tokens", len(VOCABS[opts.tokenizer]), opts.max_len, n_classes=N_CLASSES, pad_id=PAD_ID)
 
     def resolve(self, opts: ListOpsOptions, data_dir: Path) -> ListOpsOptions:
         if opts.source != "auto":

@@ -187,13 +187,14 @@ def _fake_timm() -> types.SimpleNamespace:
             x = x + self.attn(self.norm1(x))
             return x + self.mlp(self.norm2(x))
 
-    def create_model(name, pretrained=False, num_classes=0):
+    def create_model(name, pretrained=False, num_classes=0, drop_rate=0.0, attn_drop_rate=0.0):
         m = nn.Module()
         m.embed_dim = d = 8  # tiny: build does not check the width (load does)
         m.patch_embed = nn.Sequential()
         m.patch_embed.proj = nn.Conv2d(3, d, 4, 4)
         m.cls_token, m.pos_embed = nn.Parameter(torch.zeros(1, 1, d)), nn.Parameter(torch.zeros(1, 5, d))
-        m.pos_drop, m.norm_pre, m.blocks, m.norm = nn.Dropout(0.0), nn.Identity(), nn.Sequential(*[Block(d) for _ in range(12)]), nn.LayerNorm(d)
+        m.pos_drop, m.norm_pre, m.blocks, m.norm = nn.Dropout(drop_rate), nn.Identity(), nn.Sequential(*[Block(d) for _ in range(12)]), nn.LayerNorm(d)
+        m.drop_rates = (drop_rate, attn_drop_rate)
         return m
 
     return types.SimpleNamespace(create_model=create_model)
@@ -204,6 +205,7 @@ def test_vit_timm_body_glue_with_a_stand_in(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "timm", _fake_timm())
     spec = BACKBONES.get("vit-timm")
+    assert vit_timm.build(spec, spec.Options(hidden_dropout=0.1, attention_dropout=0.1)).model.drop_rates == (0.1, 0.1)
     body = vit_timm.build(spec, spec.Options())
     names = [n for n, _ in body.named_parameters()]
     assert all(len(spec.group_of(n)) == 1 for n in names), [(n, spec.group_of(n)) for n in names]
