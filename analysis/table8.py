@@ -43,10 +43,14 @@ TABLE = Table(
     # and its verbatim layout is kept; Table 2 tests FPT vs Random on the Small (Base) runs themselves.
     notes=(
         "Total Params / Trained Params: what our FPT runs log for the model as fptlab builds it (body, input and "
-        "output layers; trained = input, output, positions, layer norms). They need not match the paper's counts: "
-        "e.g. GPT-2 base on CIFAR-10, by `fptlab run --dry-run`: 123.7M total (GPT-2's unused token embedding "
-        "included) and 133K trained (positions counted for the 64 the task uses), where the paper prints 117M "
-        "(GPT-2 base's commonly quoted size) and 106K without saying how it counted.",
+        "output layers; trained = input, output, positions, layer norms). The paper's Trained Params follow its "
+        "Section 2.2 arithmetic with CIFAR-10 tokens of dimension 16 (its text: '64 tokens of dimension 16', "
+        "16 · 768 + 768 = 13,056 input parameters): input + output weights (768 · 10) + layer norms (4 · 768 · 12) + "
+        "64 position rows = 106,752 (base), 191,488 (medium), 300,800 (large), without the output bias and the final "
+        "layer norm. The reference code, and fptlab, feed 4x4x3 patches of dimension 48 and train the output bias "
+        "and the final layer norm too: base 133K by `fptlab run --dry-run` (the paper's arithmetic with d_in = 48 "
+        "gives 131K). Total: ours include GPT-2's unused token embedding (123.7M for base), the paper prints "
+        "GPT-2 base's commonly quoted 117M.",
         "# Layers: blocks the runs keep, read from the spec (not measured).",
     ),
 )

@@ -170,6 +170,9 @@ def build_table(table: Table, cells: SpecCells | None, snap: Snapshot, *, db_url
     for problem in (p for cell in grid.values() for p in cell.problems):
         warnings.warn(f"{table.key}: {problem}", FptlabWarning, stacklevel=2)
         result.notes.append(problem)
+    if cells is not None and any(c.values.get("task") == "remote_homology" for c in cells.cells
+                                 if any(c.hash in cell.hashes for cell in grid.values())):
+        result.notes.append(HOMOLOGY_NOTE)
     unselected = sum(c.unselected for c in grid.values())
     if unselected:
         result.notes.append(f"{unselected} trial(s) here have no validation split (stored before fptlab 0.4.0, or run without "
@@ -253,6 +256,13 @@ def _steps_to_converge(table: Table, grid: dict[tuple[str, str], CellResult], sn
 
 
 DIVERGING_KINDS = ("test_accuracy", "last_test_accuracy", "best_test_accuracy")
+HOMOLOGY_NOTE = (
+    "Homology: ours count the evaluation split's sequences over 1024 tokens as wrong (accuracy on the kept "
+    "sequences x their share of the split, which each run records and its data description prints). The paper skipped whole batches whose padded length exceeded 1024 and multiplied its accuracy by "
+    "0.9739 (a kept share from counts, 236,224 of 242,560, that match no TAPE split), so both numbers count skipped "
+    "examples as wrong; they differ in what was skipped (batches vs sequences). The task has 1,195 fold classes "
+    "(TAPE and the paper's text); the paper's code used an output layer of 1,200, so 5 of its logits were never a label."
+)
 
 
 def _collapses(cell: CellResult, snap: Snapshot, selected: list[Any]) -> dict[str, float]:
@@ -271,7 +281,8 @@ def _collapses(cell: CellResult, snap: Snapshot, selected: list[Any]) -> dict[st
         recorded = snap.results.get(h, {}).get("chance_accuracy", math.nan)
         found = divergence.collapse(curve, recorded if math.isfinite(recorded) else chance)
         if found is not None:
-            out[h] = divergence.value_before(tests[h], found.before_step) * 100.0 if h in tests else math.nan
+            kept = snap.results.get(h, {}).get("test_kept", 1.0)
+            out[h] = divergence.value_before(tests[h], found.before_step) * 100.0 * kept if h in tests else math.nan
     return out
 
 
