@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fptlab.config import apply_overrides, config_from_dict
+from fptlab.errors import ConfigError
 from fptlab.sweep import expand, load_spec, spec_from_dict
 from tests.sweep.conftest import SMOKE
 
@@ -98,7 +99,6 @@ def test_order_is_deterministic(write):
 @pytest.mark.parametrize(
     "grid, count",
     [
-        ("", 1),
         ("lr = [1e-3]", 1),
         ("lr = [1e-3, 3e-4]\nsteps = [1, 2, 3]", 6),
         ("lr = [1e-3, 3e-4]\nsteps = [1, 2, 3]\ninit = [\"pretrained\", \"random\"]\nbit_xor.n_bits = [3, 4]", 24),
@@ -106,6 +106,12 @@ def test_order_is_deterministic(write):
 )
 def test_cartesian_counts(grid, count):
     assert len(expand(spec(f'[defaults]\ntask = "bit_xor"\n[grid]\n{grid}'))) == count
+
+
+def test_no_grid_is_one_cell_and_an_empty_grid_is_a_mistake():
+    assert len(expand(spec('[defaults]\ntask = "bit_xor"'))) == 1
+    with pytest.raises(ConfigError, match="grid: is empty"):
+        expand(spec('[defaults]\ntask = "bit_xor"\n[grid]\n'))
 
 
 def test_seeds_sugar_is_the_seed_axis():
