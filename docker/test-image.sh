@@ -228,12 +228,14 @@ EOF
     rm -rf "$root"
 }
 
+# Short image names (debian:bookworm-slim, postgres:15): the engine's own configuration says which
+# registry serves them.
 pick_base() {
     BASE_PULLED=0
     if [ -n "${FPTLAB_BASE_IMAGE:-}" ]; then
         BASE=$FPTLAB_BASE_IMAGE
-    elif image_exists debian:bookworm-slim || timeout 300 "${ENGINE[@]}" pull -q docker.io/library/debian:bookworm-slim >/dev/null 2>&1; then
-        BASE=docker.io/library/debian:bookworm-slim
+    elif image_exists debian:bookworm-slim || timeout 300 "${ENGINE[@]}" pull -q debian:bookworm-slim >/dev/null 2>&1; then
+        BASE=debian:bookworm-slim
         BASE_PULLED=1
     elif image_exists "$LOCAL_BASE"; then
         BASE=$LOCAL_BASE
@@ -392,8 +394,8 @@ drive() {
 smoke_sqlite() { drive "sqlite:////shared/smoke.db" /shared/runs-sqlite; }
 
 postgres_image() {
-    if [ "$BASE_PULLED" = 1 ] && { image_exists docker.io/library/postgres:15 || timeout 300 "${ENGINE[@]}" pull -q docker.io/library/postgres:15 >/dev/null 2>&1; }; then
-        PG_IMAGE=docker.io/library/postgres:15
+    if [ "$BASE_PULLED" = 1 ] && { image_exists postgres:15 || timeout 300 "${ENGINE[@]}" pull -q postgres:15 >/dev/null 2>&1; }; then
+        PG_IMAGE=postgres:15
         return 0
     fi
     PG_IMAGE=$PG_IMAGE_LOCAL
