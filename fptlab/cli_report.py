@@ -25,6 +25,7 @@ def report(
     curves: Annotated[bool, typer.Option("--curves", help="Convergence curves for every table (html, and PNG/SVG files with --out).")] = False,
     figures_dir: Annotated[Path | None, typer.Option("--figures-dir", help="Where figure files go (default: beside --out, else ./fptlab-figures).")] = None,
     storage: Annotated[Path, typer.Option("--storage", help="The sweep's --storage: trial folders with the attention maps and parameter statistics figures read (nothing outside it is opened).")] = Path("fptlab-runs"),
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Dataset folder, to resolve the data sources of cells never swept (their hash and fill command); swept cells are read as the database recorded them.")] = None,
 ) -> None:
     """Regenerate the paper's tables and figures from the database, beside the paper's numbers: mean ±
     std over seeds, 95% CIs, Welch p-values, and for every missing cell the command that fills it.
@@ -32,21 +33,27 @@ def report(
     from fptlab.cli import user_errors
 
     with user_errors():
-        _report(name or [], table or [], figure or [], everything, fmt, out, db, offline, experiments, curves, figures_dir, storage)
+        _report(name or [], table or [], figure or [], everything, fmt, out, db, offline, experiments, curves, figures_dir, storage,
+                data_dir)
 
 
 def _report(names: list[str], tables: list[int], figures: list[int], everything: bool, fmt: str | None, out: Path | None,
-            db: str | None, offline: bool, experiments: Path | None, curves: bool, figures_dir: Path | None, storage: Path) -> None:
+            db: str | None, offline: bool, experiments: Path | None, curves: bool, figures_dir: Path | None, storage: Path,
+            data_dir: Path | None = None) -> None:
     from fptlab.cli_sweep import existing_store
     from fptlab.report.engine import ReportOptions, make_report, select_keys
 
     _check_paths(out, experiments, figures_dir, storage)
+    if data_dir is not None:
+        from fptlab.cli_checks import existing_folder_or_absent
+
+        existing_folder_or_absent("--data-dir", data_dir)
     fmt = _format_of(fmt, out)
     keys = select_keys([str(n) for n in tables], [str(n) for n in figures], names, everything)
     store = existing_store(db)
     wants_files = fmt != "html" and (out is not None or figures_dir is not None or any(k.startswith("figure") for k in keys))
     options = ReportOptions(db_url=db, offline=offline, experiments=experiments, curves=curves, plots=fmt == "html" or wants_files,
-                            storage=storage)
+                            storage=storage, data_dir=data_dir)
     rendered = make_report(keys, store, options)
     if store is None:
         typer.echo("No results database yet: every cell is missing; each table gives the command that fills it.", err=True)

@@ -188,8 +188,11 @@ def build_table(table: Table, cells: SpecCells | None, snap: Snapshot, *, db_url
             cell.offline = True
         result.notes.append("OFFLINE COUNTERPART: MiniLM and offline data on a laptop budget, not the paper's setting: "
                             "the paper's numbers are shown for orientation, without differences.")
+    if cells is not None:
+        result.notes.extend(cells.notes)
     if cells is not None and cells.unresolved:
-        result.notes.append(f"{len(cells.unresolved)} cell(s) could not resolve their data source here; shown by their spec config.")
+        result.notes.append(f"{len(cells.unresolved)} cell(s) never swept could not resolve their data source here; shown "
+                            "by their spec config.")
     if table.post is not None:
         table.post(result)
     return result

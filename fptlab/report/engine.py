@@ -55,6 +55,7 @@ class FigureContext:
     tables: dict[str, TableResult]
     store: Any = None
     notes: list[str] = field(default_factory=list)
+    cache: dict = field(default_factory=dict)  # the report's spec cells and stored-trial index
 
     def select(self, where: dict[str, Any]) -> list[str]:
         return [c.hash for c in self.cells.select(where)] if self.cells is not None else []
@@ -89,7 +90,7 @@ class FigureContext:
         """Another table's result in this report (e.g. Figure 1 draws Table 1's cells)."""
         if key not in self.tables:
             item = catalog.get(key)
-            cells = _cells(item, self.options, self.store, {})
+            cells = _cells(item, self.options, self.store, self.cache)
             snap = Snapshot.read(self.store, [c.hash for c in cells.cells]) if cells is not None else self.snap
             self.tables[key] = build_table(item, cells, snap, db_url=self.options.db_url)
         return self.tables[key]
@@ -125,7 +126,7 @@ def make_report(keys: list[str], store: Any, options: ReportOptions) -> list[Ren
             notes[item.key].append(f"Its spec cannot be read: {e}")
             errors[item.key] = str(e)
             per_item[item.key] = None
-    snap = Snapshot.read(store, [c.hash for cells in cache.values() for c in cells.cells])
+    snap = Snapshot.read(store, [c.hash for key, cells in cache.items() if key != INDEX for c in cells.cells])
     tables: dict[str, TableResult] = {}
     out = []
     for item in items:
@@ -133,7 +134,7 @@ def make_report(keys: list[str], store: Any, options: ReportOptions) -> list[Ren
         if isinstance(item, Table):
             out.append(_table(item, cells, snap, options, notes[item.key], tables))
         else:
-            out.append(_figure(item, cells, snap, options, notes[item.key], tables, store))
+            out.append(_figure(item, cells, snap, options, notes[item.key], tables, store, cache))
         out[-1].error = errors.get(item.key)
     return out
 
@@ -144,11 +145,20 @@ def _cells(item: Any, options: ReportOptions, store: Any, cache: dict) -> SpecCe
         return None
     key = (name, options.offline)
     if key not in cache:
+        from fptlab.report.membership import StoredIndex
+
         folder = experiments_dir(options.experiments)
-        if options.offline and folder is not None and not (folder / "offline" / f"{name}.toml").is_file():
+        if options.offline and folder is not None and not (folder / "offline" / f"{name}.toml").is_file() and (
+                store is None or store.experiment_spec(f"{name}-offline") is None):
             raise SpecMissing(f"{item.key} has no offline counterpart (experiments/offline/{name}.toml); run it without --offline.")
-        cache[key] = load_cells(name, offline=options.offline, folder=folder, store=store, data_dir=options.data_dir)
+        if INDEX not in cache:  # the stored trials, read once per report
+            cache[INDEX] = StoredIndex.of(store)
+        cache[key] = load_cells(name, offline=options.offline, folder=folder, store=store, data_dir=options.data_dir,
+                                index=cache[INDEX])
     return cache[key]
+
+
+INDEX = "stored trials"  # the cache key of the report's StoredIndex
 
 
 def _table(item: Table, cells: SpecCells | None, snap: Snapshot, options: ReportOptions, notes: list[str],
@@ -168,12 +178,12 @@ def _table(item: Table, cells: SpecCells | None, snap: Snapshot, options: Report
 
 
 def _figure(item: Figure, cells: SpecCells | None, snap: Snapshot, options: ReportOptions, notes: list[str],
-            tables: dict[str, TableResult], store: Any) -> Rendered:
+            tables: dict[str, TableResult], store: Any, cache: dict) -> Rendered:
     title = f"Figure {item.number}: {item.title}"
     rendered = Rendered(item.key, "figure", title, notes=notes)
     if not options.plots:
         return rendered
-    context = FigureContext(item, cells, snap, options, tables, store)
+    context = FigureContext(item, cells, snap, options, tables, store, cache=cache)
     rendered.figures = item.draw(context)
     rendered.notes.extend(context.notes)
     rendered.notes.extend(item.notes)

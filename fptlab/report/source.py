@@ -1,5 +1,6 @@
-"""Where a report's numbers come from: the sweep spec a table reads (its cells, resolved to config
-hashes exactly as `fptlab sweep` registers them) and one snapshot of the store for all those hashes.
+"""Where a report's numbers come from: the sweep spec a table reads (its cells, matched to the trials
+the store recorded when they were swept: `fptlab.report.membership`) and one snapshot of the store for
+all those hashes.
 
 The store is read in bulk, never per cell: one query (per chunk of hashes) for the trials' states,
 one for their final results, and curves only for tables that need them.
@@ -42,7 +43,8 @@ class SpecCells:
     offline: bool
     cells: list[SpecCell]
     spec_hash: str = ""
-    unresolved: list[str] = field(default_factory=list)  # cells kept unresolved here, with why
+    unresolved: list[str] = field(default_factory=list)  # cells never swept that cannot resolve their data source here
+    notes: list[str] = field(default_factory=list)  # what a table reading these cells should say (a changed spec)
 
     def select(self, where: Mapping[str, Any]) -> list[SpecCell]:
         return [c for c in self.cells if all(_same(c.get(k), v) for k, v in where.items())]
@@ -81,25 +83,76 @@ def experiments_dir(explicit: Path | None = None) -> Path | None:
     return candidate if candidate is not None and candidate.is_dir() else None
 
 
-def load_cells(name: str, *, offline: bool, folder: Path | None, store: Any = None, data_dir: Path | None = None) -> SpecCells:
-    """The cells of spec `name` (experiments/[offline/]NAME.toml), each resolved to the hash a sweep
-    registers. Falls back to the spec text the database recorded when the file is not here."""
+def load_cells(name: str, *, offline: bool, folder: Path | None, store: Any = None, data_dir: Path | None = None,
+               index: Any = None) -> SpecCells:
+    """The cells of spec `name` and the stored trials that are them (`fptlab.report.membership`): what
+    was swept comes from the database (the spec text it recorded, the configs resolved at sweep time);
+    the spec on disk (experiments/[offline/]NAME.toml) adds the cells never swept, which are missing
+    (their hash is resolved here, with `data_dir`, only to print them). When the two specs differ the
+    result says so once. `index`: a `StoredIndex` shared by several specs of one report."""
+    from fptlab.report.membership import StoredIndex
     from fptlab.sweep import load_spec
     from fptlab.sweep.grid import spec_from_dict
 
     path = (folder / OFFLINE_DIR / f"{name}.toml" if offline else folder / f"{name}.toml") if folder else None
-    if path is not None and (path.exists() or path.is_symlink()):
-        spec = load_spec(path)  # a path that is there but is no spec file is an error, not "not found"
-        shown: str | None = str(path)
+    on_disk = load_spec(path) if path is not None and (path.exists() or path.is_symlink()) else None
+    experiment = _experiment_name(name, offline)
+    text = store.experiment_spec(experiment) if store is not None else None
+    swept, problem = None, None
+    if text is not None:
+        try:
+            swept = spec_from_dict(_stored_spec(text, name), origin=f"database:{experiment}")
+        except FptlabError as e:
+            if on_disk is None:
+                raise
+            problem = f"The database's spec of '{experiment}' cannot be read ({e}); its cells are matched from {path} instead."
+    if on_disk is None and swept is None:
+        where = str(path) if path else "no experiments/ folder here (use --experiments DIR)"
+        raise SpecMissing(f"Spec '{name}' not found: {where}, and the database holds no sweep of it.")
+    index = index if index is not None else StoredIndex.of(store)
+    linked = store.experiment_hashes(experiment) if swept is not None else set()
+    out = SpecCells(name, str(path) if on_disk is not None else None, offline, [], (swept or on_disk).hash)
+    if problem:
+        out.notes.append(problem)
+    seen: set[str] = set()
+    for spec in (s for s in (swept, on_disk) if s is not None):
+        for cell in spec.cells:
+            _add_cell(out, cell, index, linked, data_dir, seen)
+    if swept is not None and on_disk is not None and swept.hash != on_disk.hash:
+        out.notes.append(f"{path} differs from the spec swept into the database as '{experiment}' (spec hash {swept.hash}, "
+                         f"the file's {on_disk.hash}): the table shows what was swept; cells only in the file are listed as "
+                         "not run.")
+    return out
+
+
+def _add_cell(out: SpecCells, cell: Any, index: Any, linked: set[str], data_dir: Path | None, seen: set[str]) -> None:
+    """One spec cell: its stored trial (values = the config as swept), else its config as resolved here."""
+    from fptlab.report.membership import key_of
+
+    found = index.find(cell.config, linked)
+    if found is not None:
+        config_hash, values = found.config_hash, flatten(found.config)
     else:
-        text = store.experiment_spec(_experiment_name(name, offline)) if store is not None else None
-        if text is None:
-            where = str(path) if path else "no experiments/ folder here (use --experiments DIR)"
-            raise SpecMissing(f"Spec '{name}' not found: {where}, and the database holds no sweep of it.")
-        spec = spec_from_dict(_stored_spec(text, name), origin=f"database:{_experiment_name(name, offline)}")
-        shown = None
-    cells, unresolved = _resolve(spec, data_dir)
-    return SpecCells(spec.name if shown is None else name, shown, offline, cells, spec.hash, unresolved)
+        cfg = _resolved_here(cell, data_dir, out)
+        config_hash, values = cfg.hash, flatten(json.loads(cfg.record_json()))
+    identity = f"{config_hash}|{key_of(cell.config)}"
+    if config_hash in seen or identity in seen:
+        return
+    seen.update((config_hash, identity))
+    out.cells.append(SpecCell(config_hash, dict(cell.labels), values))
+
+
+def _resolved_here(cell: Any, data_dir: Path | None, out: SpecCells) -> Any:
+    """A cell never swept: its config resolved on this machine (for its hash and fill command), or, when an
+    "auto" source finds no data here, the spec's own config (as the sweep's dry run keeps it)."""
+    from fptlab.errors import DataNotFoundError
+    from fptlab.plan import resolve_config
+
+    try:
+        return resolve_config(cell.config, data_dir)
+    except DataNotFoundError:
+        out.unresolved.append(cell.label)
+        return cell.config
 
 
 class SpecMissing(FptlabError):
@@ -124,26 +177,6 @@ def _stored_spec(text: Any, name: str) -> dict[str, Any]:
 
 def _experiment_name(name: str, offline: bool) -> str:
     return f"{name}-offline" if offline else name
-
-
-def _resolve(spec: Any, data_dir: Path | None) -> tuple[list[SpecCell], list[str]]:
-    """Each cell's config as `fptlab sweep` registers it: resolved, or, when an "auto" source finds no
-    data here, the spec's own config (as `fptlab.plan.resolve_here` and the sweep's dry run keep it)."""
-    from fptlab.errors import DataNotFoundError
-    from fptlab.plan import resolve_config
-
-    out, unresolved, seen = [], [], set()
-    for cell in spec.cells:
-        try:
-            cfg = resolve_config(cell.config, data_dir)
-        except DataNotFoundError:
-            cfg = cell.config
-            unresolved.append(cell.label)
-        if cfg.hash in seen:
-            continue
-        seen.add(cfg.hash)
-        out.append(SpecCell(cfg.hash, dict(cell.labels), flatten(json.loads(cfg.record_json()))))
-    return out, unresolved
 
 
 def _known_statuses(states: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -117,6 +117,18 @@ class QueryOps(StoreBase):
             ]
         )
 
+    def trial_configs(self) -> dict[str, Any]:
+        """{config_hash: stored config (parsed; None when not a JSON object)} of every trial: what a report
+        matches a spec's cells against (`fptlab.report.membership`)."""
+        rows = self.transaction(lambda session: list(session.execute(select(Trial.config_hash, Trial.config))))
+        return {h: _json_object(text, f"trial {h}: its config") for h, text in rows}
+
+    def experiment_hashes(self, name: str) -> set[str]:
+        """The config hashes linked to experiment `name` (empty when it was never swept)."""
+        query = (select(Trial.config_hash).join(ExperimentTrial, ExperimentTrial.trial_id == Trial.id)
+                 .join(Experiment, Experiment.id == ExperimentTrial.experiment_id).where(Experiment.name == name))
+        return set(self.transaction(lambda session: list(session.scalars(query))))
+
     def experiment_spec(self, name: str) -> str | None:
         """The canonical spec text a sweep of experiment `name` registered (None if never swept)."""
         return self.transaction(lambda session: session.scalar(select(Experiment.spec_text).where(Experiment.name == name)))
