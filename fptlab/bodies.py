@@ -122,8 +122,8 @@ def _saved_options(spec: Any, meta: dict[str, Any], folder: Path) -> Any:
     unknown = set(meta["model"]) - known
     if unknown:
         raise IncompatibleError(f"The body in {folder} was built with model options {sorted(unknown)} this fptlab does not know.")
-    from fptlab.config import build_dataclass
     from fptlab.errors import BadFileError, ConfigError
+    from fptlab.typed import build_dataclass
 
     try:  # typed and checked as a config's [model] table is
         return build_dataclass(spec.Options, meta["model"], prefix="model.", origin=str(folder / META))
@@ -173,13 +173,12 @@ def locate_body(weights: str, *, roots: Sequence[Path] = DEFAULT_ROOTS, store: A
 def _from_store(store: Any, config_hash: str, looked: list[str], storage: Path) -> list[Path]:
     import warnings
 
-    from fptlab.errors import FptlabWarning
+    from fptlab.errors import FptlabError, FptlabWarning
     from fptlab.files import NotThere, OutsideError, confined
-    from fptlab.store import StoreError
 
     try:
         found = store.artifacts(config_hash, kind="body")
-    except StoreError as e:
+    except FptlabError as e:  # the store's errors are FptlabErrors: a store that cannot say is one place fewer to look
         looked.append(f"the store ({str(e).split('.')[0]})")
         return []
     looked.append(f"the store ({len(found)} body record(s) of trial {config_hash}, inside {storage})")

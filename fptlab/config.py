@@ -17,13 +17,9 @@ full resolved config (every default filled) is still what gets recorded.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
-import math
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,6 +28,7 @@ from typing import Any, Literal
 from fptlab.errors import ConfigError
 from fptlab.escape import quoted
 from fptlab.groups import PAPER_GROUPS, canonical_groups
+from fptlab.typed import build_dataclass, coerce, field_types, unknown_key_message
 
 MODEL_SECTION = "model"
 SECTIONS = ("task_options", "model_options")  # fields holding a section's dataclass, not a value
@@ -181,11 +178,11 @@ def config_from_dict(raw: Mapping[str, Any], *, origin: str = "config") -> RunCo
                 raise ConfigError(f"{origin}: '{key}' must be a table of {key} options, got {quoted(value)}.")
             sections[key] = value
         elif key in top:
-            kwargs[key] = coerce(value, _hints(RunConfig)[key], key)
+            kwargs[key] = coerce(value, field_types(RunConfig)[key], key)
             if key == "train":
                 kwargs[key] = canonical_groups(kwargs[key])
         else:
-            raise ConfigError(_unknown_key(origin, key, list(top) + [task_name, MODEL_SECTION]))
+            raise ConfigError(unknown_key_message(origin, key, list(top) + [task_name, MODEL_SECTION]))
     backbone = BACKBONES.get(kwargs.get("backbone", RunConfig.backbone))
     kwargs["model_options"] = model_options(backbone, sections[MODEL_SECTION], origin)
     for key, value in backbone.defaults_for(kwargs["model_options"]).items():
@@ -215,22 +212,6 @@ def model_options(backbone: Any, raw: Mapping[str, Any], origin: str) -> Any:
     options = build_dataclass(backbone.Options, raw, prefix=f"{MODEL_SECTION}.", origin=origin)
     backbone.check_options(options)
     return options
-
-
-def build_dataclass(cls: type, raw: Mapping[str, Any], *, prefix: str, origin: str) -> Any:
-    """Fill dataclass `cls` from `raw`, rejecting unknown keys and wrong types with their path."""
-    hints = _hints(cls)
-    names = [f.name for f in fields(cls)]
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in names:
-            raise ConfigError(_unknown_key(origin, prefix + key, [prefix + n for n in names]))
-        kwargs[key] = coerce(value, hints[key], prefix + key)
-    try:
-        obj = cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{origin}: invalid {prefix.rstrip('.')} options: {e}") from None
-    return obj
 
 
 def validate(cfg: RunConfig) -> None:
@@ -306,64 +287,6 @@ def check_combination(cfg: RunConfig) -> None:
             )
         if cfg.dropout:
             raise ConfigError(f"cache_features = true computes features once, without dropout: set dropout = 0 (got {cfg.dropout}).")
-
-
-# ---- coercion -----------------------------------------------------------------------------------
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def coerce(value: Any, typ: Any, path: str) -> Any:
-    """Convert `value` to `typ` where lossless (int -> float, "a,b" -> tuple, "none" -> None)."""
-    origin = typing.get_origin(typ)
-    args = typing.get_args(typ)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        inner = [a for a in args if a is not type(None)]
-        return coerce(value, inner[0], path)
-    if origin is Literal:
-        if value not in args:
-            allowed = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"'{path}' must be one of {allowed}; got {quoted(value)}.")
-        return value
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"'{path}' must be a list, got {quoted(value)}. Example: {path} = [\"input\", \"output\"].")
-        return tuple(coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-    if typ is Any:
-        return value
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise ConfigError(f"'{path}' must be true or false, got {quoted(value)}.")
-    if typ is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"'{path}' must be an integer, got {quoted(value)}.")
-    if typ is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise ConfigError(f"'{path}' must be a finite number, got {quoted(value)}.")
-            return float(value)
-        raise ConfigError(f"'{path}' must be a number, got {quoted(value)}.")
-    if typ is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"'{path}' must be a string, got {quoted(value)}.")
-    raise AssertionError(f"unsupported config type {typ!r} at {path}")  # internal: a field we declared
-
-
-def _unknown_key(origin: str, key: str, available: list[str]) -> str:
-    from fptlab.registry import did_you_mean
-
-    return f"{origin}: unknown key '{key}'.{did_you_mean(key, available)} Valid keys: {', '.join(sorted(available))}."
 
 
 # ---- TOML and --set -----------------------------------------------------------------------------

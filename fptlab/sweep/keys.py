@@ -18,10 +18,11 @@ import typing
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from fptlab.config import MODEL_SECTION, SECTIONS, RunConfig, check_values, coerce
+from fptlab.config import MODEL_SECTION, SECTIONS, RunConfig, check_values
 from fptlab.errors import ConfigError, FptlabError
 from fptlab.escape import quoted
 from fptlab.registry import did_you_mean, unknown_name_message
+from fptlab.typed import coerce
 
 VARIANT = "variant"  # the axis formed by [variants]; a label, not a run-config key
 
