@@ -36,7 +36,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def _shown(url: str) -> str:
-    from fptlab.store.engine import shown_url
+    from fptlab.store.urls import shown_url
 
     return shown_url(url)
 

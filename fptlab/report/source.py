@@ -52,7 +52,7 @@ class SpecCells:
     def fill_command(self, db_url: str | None) -> str:
         target = self.path or f"experiments/{OFFLINE_DIR + '/' if self.offline else ''}{self.name}.toml"
         prefix = "FPTLAB_OFFLINE=1 " if self.offline else ""
-        from fptlab.store.engine import shown_url
+        from fptlab.store.urls import shown_url
 
         db = f" --db {shown_url(db_url)}" if db_url else ""  # a password is masked: it never reaches a report
         return f"{prefix}fptlab sweep {target}{db}"

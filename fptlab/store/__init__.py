@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fptlab.store.claims import Claim, new_owner_id
 from fptlab.store.db import Store
-from fptlab.store.engine import mask_url
 from fptlab.store.errors import DatabaseFileGone, StoreError
 from fptlab.store.models import FINAL_STATUSES, STATUSES
 from fptlab.store.sink import StoreSink
+from fptlab.store.urls import mask_url
 
 __all__ = ["FINAL_STATUSES", "STATUSES", "Claim", "DatabaseFileGone", "Store", "StoreError", "StoreSink", "mask_url", "new_owner_id"]

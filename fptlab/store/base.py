@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fptlab.store.engine import Sessions, mask_url, recall_url, resolve_url, strip_password, url_key
+from fptlab.store.engine import Sessions
 from fptlab.store.errors import StoreError
 from fptlab.store.models import Trial, utcnow
+from fptlab.store.urls import mask_url, recall_url, resolve_url, strip_password, url_key
 
 IN_CHUNK = 500  # hashes per IN (...) clause: well under every backend's bound-parameter limit
 T = TypeVar("T")

@@ -97,7 +97,7 @@ def _require_utf8(url: URL) -> Any:
         if encoding is None or encoding.upper() in ("UTF8", "UTF-8"):
             return
         dbapi_connection.close()
-        from fptlab.store.engine import mask_url  # engine imports this module
+        from fptlab.store.urls import mask_url
 
         name = url.database or "DBNAME"
         raise StoreError(

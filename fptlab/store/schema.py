@@ -13,9 +13,10 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from fptlab.store import dialect
-from fptlab.store.engine import describe_error, mask_url
+from fptlab.store.engine import describe_error
 from fptlab.store.errors import StoreError
 from fptlab.store.models import VERSION_TABLE, Base
+from fptlab.store.urls import mask_url
 
 if TYPE_CHECKING:
     from alembic.config import Config

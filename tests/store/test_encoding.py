@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from fptlab.cli import app
 from fptlab.store import Store, StoreError
-from fptlab.store.engine import mask_url
+from fptlab.store.urls import mask_url
 from tests.store.conftest import pg_base_url, require_pg
 
 pytestmark = pytest.mark.postgres

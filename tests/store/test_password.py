@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from fptlab.store import Store, StoreError, mask_url
-from fptlab.store.engine import strip_password
+from fptlab.store.urls import strip_password
 from tests.store.conftest import _pg_admin, pg_base_url, require_pg
 
 SPEC = """
