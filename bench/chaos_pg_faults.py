@@ -126,9 +126,9 @@ def stalled_driver(backend: Any, plan: Plan) -> Verdict:
     lapsed, driver B starts with that lease (the shortest allowed) and takes A's trials over; then A is thawed.
     A's late reports must be dropped and A must stop those trials: B exits 0, every cell completes,
     nothing lost, no step with two values."""
-    from fptlab.sweep import executor
+    from fptlab.sweep import options
 
-    lease = getattr(executor, "HEARTBEAT_SECONDS", 30.0) + 5
+    lease = options.HEARTBEAT_SECONDS + 5
     with Lab(backend, plan.long, "stalled-driver") as lab:
         a = lab.start()
         hit = lab.mid_trial(a)

@@ -457,7 +457,7 @@ def env_var(name: str, value: str) -> Iterator[None]:
 def measure_sweep(args: argparse.Namespace) -> dict[str, Any]:
     import fptlab.sweep.run as sweep_run
     import fptlab.sweep.tune_glue as glue
-    from fptlab.sweep.executor import SweepOptions
+    from fptlab.sweep.options import SweepOptions
     from fptlab.sweep.trainable import EVENT
 
     clock = time.perf_counter

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from fptlab.errors import FptlabError, FptlabWarning
+from fptlab.cli_common import DataDirOpt, SetOpt, user_errors
+from fptlab.errors import FptlabWarning
 
 app = typer.Typer(
     help="fptlab: Frozen Pretrained Transformer experiments (Lu et al., 'Pretrained Transformers As Universal "
@@ -24,28 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-# Shared option aliases.
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key: KEY=VALUE (repeatable), e.g. --set lr=3e-4 --set bit_xor.n_bits=8.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Dataset cache/lookup folder (default: $FPTLAB_DATA or ~/.cache/fptlab/data).")]
-
-
-def _stderr(message: str) -> None:
-    typer.echo(message, err=True)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Domain errors become one clean paragraph on stderr and exit code 1 (no traceback)."""
-    try:
-        yield
-    except FptlabError as e:
-        from fptlab.escape import for_terminal, shorten_words
-
-        # It may quote what a database or file holds, or a value as long as the user gave it.
-        _stderr(for_terminal(shorten_words(f"Error: {e}"), keep_newlines=True))
-        raise typer.Exit(1) from None
-
 
 def _clean(value: Any) -> Any:
     """JSON-safe: NaN/inf -> None, recursively."""
@@ -101,7 +78,7 @@ def run(
         flags = dict(task=task, backbone=backbone, init=init, train=train, steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every)
         cfg = config_from_dict(_raw_config(config, flags, set_ or []), origin=str(config) if config else "run config")
         cfg = resolve_config(cfg, data_dir)
-        say = _stderr if json_out else typer.echo
+        say = (lambda text: typer.echo(text, err=True)) if json_out else typer.echo
         if dry_run:
             summary = summarize(cfg)
             _print_summary(say, summary.as_dict())
@@ -135,7 +112,7 @@ def _trial_weights(weights: str, out: Path) -> Path | None:
 
     if trial_hash(weights) is None:
         return None
-    from fptlab.cli_sweep import existing_store
+    from fptlab.cli_common import existing_store
 
     return locate_body(weights, roots=[out, *DEFAULT_ROOTS], store=existing_store(None))
 

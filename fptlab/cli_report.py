@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from fptlab.cli_common import DbOpt, existing_store, user_errors
+
 FORMATS = ("terminal", "md", "csv", "latex", "html")
 _SUFFIX_FORMAT = {".md": "md", ".csv": "csv", ".tex": "latex", ".html": "html", ".htm": "html"}
 
@@ -19,7 +21,7 @@ def report(
     everything: Annotated[bool, typer.Option("--all", help="Every table and figure.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="terminal | md | csv | latex | html (default: from --out's suffix, else terminal).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout (figures go beside it as PNG and SVG).")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: $FPTLAB_DB, else sqlite:///fptlab.db).")] = None,
+    db: DbOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Report the offline counterparts (experiments/offline/), MiniLM and offline data.")] = False,
     experiments: Annotated[Path | None, typer.Option("--experiments", help="Folder of sweep specs (default: ./experiments, else the checkout's).")] = None,
     curves: Annotated[bool, typer.Option("--curves", help="Convergence curves for every table (html, and PNG/SVG files with --out).")] = False,
@@ -30,8 +32,6 @@ def report(
     """Regenerate the paper's tables and figures from the database, beside the paper's numbers: mean ±
     std over seeds, 95% CIs, Welch p-values, and for every missing cell the command that fills it.
     An empty database is not an error."""
-    from fptlab.cli import user_errors
-
     with user_errors():
         _report(name or [], table or [], figure or [], everything, fmt, out, db, offline, experiments, curves, figures_dir, storage,
                 data_dir)
@@ -40,7 +40,6 @@ def report(
 def _report(names: list[str], tables: list[int], figures: list[int], everything: bool, fmt: str | None, out: Path | None,
             db: str | None, offline: bool, experiments: Path | None, curves: bool, figures_dir: Path | None, storage: Path,
             data_dir: Path | None = None) -> None:
-    from fptlab.cli_sweep import existing_store
     from fptlab.report.engine import ReportOptions, make_report, select_keys
 
     _check_paths(out, experiments, figures_dir, storage)

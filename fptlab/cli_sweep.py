@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: $FPTLAB_DB, else sqlite:///fptlab.db).")]
+from fptlab.cli_common import DbOpt, existing_store, required_store, say, user_errors
+from fptlab.store.models import DONE
+
 SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (TOML), e.g. experiments/smoke.toml.")]
 EXPORT_FORMATS = ("csv", "parquet")
-_FPTLAB_ERROR = re.compile(r"^fptlab\.[\w.]*Error: ")
-
-
-def _store(db: str | None) -> Any:
-    """The existing database at `db` for a read-only command, checked to be at the current schema."""
-    from fptlab.cli_checks import check_db
-    from fptlab.store import Store
-
-    store = Store(db)
-    check_db(store.url, "read")
-    store.ensure_schema(create_if_empty=False)
-    return store
 
 
 def sweep(
@@ -48,12 +37,10 @@ def sweep(
     """Run every cell of a TOML grid as Ray Tune trials, recording into the database. Re-running
     skips finished cells and retries failed ones; a grown spec runs only its new cells. If any cell
     cannot run here (its data or pretrained weights are missing), nothing runs: --dry-run lists them."""
-    from fptlab.cli import user_errors
-
     with user_errors():
         from fptlab.cli_checks import check_db, existing_folder_or_absent, spec_file, writable_folder
         from fptlab.sweep import load_spec
-        from fptlab.sweep.executor import SweepOptions, check_fits_here
+        from fptlab.sweep.options import SweepOptions, check_fits_here
         from fptlab.sweep.run import prepare_cells
 
         data_dir = data_dir.absolute() if data_dir else None  # Ray workers may run elsewhere
@@ -99,61 +86,23 @@ def _run(spec: Any, cells: list, store: Any, opts: Any, progress: bool, retry_fa
         by = "terminated (SIGTERM)" if outcome.signal else "interrupted"
         typer.echo(f"{by}: running trials were marked 'interrupted'; run the same command again to resume them.", err=True)
         raise typer.Exit(128 + outcome.signal if outcome.signal else 130)
-    statuses = store.statuses([c.hash for c in cells])
-    unfinished = {h: s for h, s in statuses.items() if s not in ("completed", "diverged")}
-    peers = _held_by_live_peers(store, [h for h, s in unfinished.items() if s == "running"], opts.lease_seconds)
-    if peers:
+    from fptlab.sweep.drivers import ending
+
+    end = ending(store, [c.hash for c in cells], opts.lease_seconds)
+    if end.peers:
         say(
-            f"{len(peers)} cell(s) are being run by another live driver ({', '.join(sorted(set(peers.values())))}); they "
-            f"finish there: {', '.join(sorted(peers))}. `fptlab status {spec.origin}` shows their progress."
+            f"{len(end.peers)} cell(s) are being run by another live driver ({', '.join(sorted(set(end.peers.values())))}); "
+            f"they finish there: {', '.join(sorted(end.peers))}. `fptlab status {spec.origin}` shows their progress."
         )
-    rest = {h: s for h, s in unfinished.items() if h not in peers}
-    if rest:
-        listed = ", ".join(f"{h} ({s})" for h, s in sorted(rest.items()))
+    if end.unfinished:
+        listed = ", ".join(f"{h} ({s})" for h, s in end.unfinished.items())
         say(
-            f"{len(rest)} cell(s) not finished: {listed}. See `fptlab trials --status failed`; run again with "
+            f"{len(end.unfinished)} cell(s) not finished: {listed}. See `fptlab trials --status failed`; run again with "
             "--retry-failed to give failed cells new attempts."
         )
-        for config_hash, why in _errors(store, [h for h, s in sorted(rest.items()) if s == "failed"]):
+        for config_hash, why in end.reasons:
             say(f"  {config_hash}: {why}")
         raise typer.Exit(1)
-
-
-def say(text: str, err: bool = True) -> None:
-    """One line or paragraph to the terminal, with what came from the database (names, hosts, errors)
-    shown with its control characters escaped."""
-    from fptlab.escape import for_terminal
-
-    typer.echo(for_terminal(text, keep_newlines=True), err=err)
-
-
-def _errors(store: Any, hashes: list[str], shown: int = 10) -> list[tuple[str, str]]:
-    """(hash, the last line of its recorded error) for the first `shown` failed trials of `hashes`."""
-    states = store.trial_states(hashes[:shown])
-    out = []
-    for config_hash in hashes[:shown]:
-        lines = [line.strip() for line in str((states.get(config_hash) or {}).get("error") or "").splitlines() if line.strip()]
-        last = _FPTLAB_ERROR.sub("", lines[-1]) if lines else "no error recorded"  # "fptlab.errors.BadFileError: " adds nothing
-        out.append((config_hash, last[:400] + ("…" if len(last) > 400 else "")))
-    return out
-
-
-def _held_by_live_peers(store: Any, hashes: list[str], lease: float) -> dict[str, str]:
-    """Of these running trials, those another driver holds and keeps alive (a heartbeat within the
-    lease, and not a driver on this host whose process is gone): {hash: the peer's host}. This
-    driver has already handed back everything it held, so a trial still running is a peer's."""
-    from datetime import timedelta
-
-    from fptlab.sweep.executor import owner_is_dead_here
-
-    if not hashes:
-        return {}
-    now, out = store.now(), {}
-    for h, state in store.trial_states(hashes).items():
-        beat, owner = state.get("heartbeat"), state.get("owner")
-        if state["status"] == "running" and beat is not None and now - beat <= timedelta(seconds=lease) and not owner_is_dead_here(owner):
-            out[h] = state.get("host") or str(owner).split(":", 1)[0]
-    return out
 
 
 def _print_summary(store: Any, spec: Any, cells: list) -> None:
@@ -187,7 +136,7 @@ def _print_plan(spec: Any, prepared: Any, db: str | None) -> None:
     is missing: each distinct instruction once."""
     cells = prepared.cells
     statuses = _existing_statuses(db, [c.hash for c in cells])
-    typer.echo(f"sweep '{spec.name}': {len(cells)} cells ({sum(s in ('completed', 'diverged') for s in statuses.values())} already done)")
+    typer.echo(f"sweep '{spec.name}': {len(cells)} cells ({sum(s in DONE for s in statuses.values())} already done)")
     for cell in cells:
         labels = " ".join(f"{k}={v}" for k, v in cell.labels.items())
         needs = f"  (needs {cell.config.weights})" if cell.config.weights.startswith("trial:") else ""
@@ -211,21 +160,6 @@ def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:
     return store.statuses(hashes) if store is not None else {}
 
 
-def existing_store(db: str | None) -> Any:
-    """The database at `db` ($FPTLAB_DB, ./fptlab.db) if it exists and has an fptlab schema, checked
-    to be at head; else None. Creates nothing. An in-memory database is an error: it is always empty."""
-    from fptlab.cli_checks import check_db
-    from fptlab.store import Store
-
-    store = Store(db)
-    if not check_db(store.url, "read-optional"):
-        return None  # no database yet
-    if store.revision() is None and store.is_empty():
-        return None  # a database with no fptlab tables yet (another application's is an error: `check`)
-    store.check()
-    return store
-
-
 def status(
     spec: Annotated[Path | None, typer.Argument(help="Only this spec's cells.")] = None,
     db: DbOpt = None,
@@ -233,18 +167,16 @@ def status(
     lease: Annotated[float, typer.Option("--lease", help="The sweep's --lease: running trials silent for longer are reported stale.")] = 120.0,
 ) -> None:
     """Counts of trials by status (all, or one spec's cells), and running trials whose lease expired."""
-    from fptlab.cli import user_errors
-
     with user_errors():
         from fptlab.cli_checks import existing_folder_or_absent, spec_file
-        from fptlab.sweep.executor import check_lease
+        from fptlab.sweep.options import check_lease
 
         check_lease(lease)
         if data_dir is not None:
             existing_folder_or_absent("--data-dir", data_dir)
         if spec is not None:
             spec_file(spec)
-        store = _store(db)
+        store = required_store(db)
         if spec is not None:
             from fptlab.sweep import load_spec
             from fptlab.sweep.run import prepare_cells
@@ -265,7 +197,7 @@ def status(
 def _print_stale(store: Any, hashes: set[str], lease: float) -> None:
     from datetime import timedelta
 
-    from fptlab.sweep.executor import owner_is_dead_here
+    from fptlab.sweep.drivers import owner_is_dead_here
 
     now = store.now()
     for t in store.trials(status="running"):
@@ -287,14 +219,12 @@ def trials(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List trials with their status and final test accuracy."""
-    from fptlab.cli import user_errors
-
     with user_errors():
         from fptlab.cli_checks import trial_filters, trial_statuses
 
         statuses = trial_statuses(status_ or [])
         filters = trial_filters(where or [])
-        store = _store(db)
+        store = required_store(db)
         rows = store.trials(status=statuses or None, where=filters or None, experiment=experiment)
         results = store.results([r["config_hash"] for r in rows]) if rows else {}
         for r in rows:
@@ -316,8 +246,6 @@ def export(
     db: DbOpt = None,
 ) -> None:
     """Export trials (config columns flattened, final results) or curves to CSV or Parquet."""
-    from fptlab.cli import user_errors
-
     with user_errors():
         from fptlab.cli_checks import output_file, write_atomically
         from fptlab.errors import FptlabError
@@ -331,7 +259,7 @@ def export(
         output_file("--out", path)
         if fmt == "parquet":
             _require_parquet()
-        store = _store(db)
+        store = required_store(db)
         frame = trials_frame(store, experiment=experiment)
         if curves:
             frame = curves_frame(store, list(frame["config_hash"]) if experiment else None)
@@ -371,8 +299,6 @@ db_app = typer.Typer(help="Database schema: upgrade to the current version, or c
 @db_app.command("upgrade")
 def db_upgrade(db: DbOpt = None) -> None:
     """Create or migrate the database schema to the current version (Alembic)."""
-    from fptlab.cli import user_errors
-
     with user_errors():
         from fptlab.cli_checks import check_db
         from fptlab.store import Store
@@ -386,8 +312,6 @@ def db_upgrade(db: DbOpt = None) -> None:
 @db_app.command("check")
 def db_check(db: DbOpt = None) -> None:
     """Check that the database is reachable and at the current schema version."""
-    from fptlab.cli import user_errors
-
     with user_errors():
         from fptlab.cli_checks import check_db
         from fptlab.store import Store

@@ -24,7 +24,7 @@ from fptlab.cli import app
 from fptlab.config import config_from_dict
 from fptlab.errors import FptlabError
 from fptlab.store import Store, StoreSink
-from fptlab.sweep.executor import HEARTBEAT_SECONDS, SweepOptions, check_resources
+from fptlab.sweep.options import HEARTBEAT_SECONDS, SweepOptions, check_resources
 
 DB = "sqlite:///results.db"
 PG_REFUSED = "postgresql+psycopg://fptlab@127.0.0.1:1/fptlab?connect_timeout=2"

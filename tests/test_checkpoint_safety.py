@@ -312,7 +312,7 @@ def test_a_trial_tune_restarts_resumes_from_what_is_recorded_by_then(tmp_path):
     `recorded_through` would still say 0 and the retry would start over from step 0."""
     from types import SimpleNamespace
 
-    from fptlab.sweep.executor import SweepOptions
+    from fptlab.sweep.options import SweepOptions
     from fptlab.sweep.tune_glue import StoreCallback
 
     cfg = tiny()

@@ -194,12 +194,13 @@ def test_trials_status_and_export_escape_what_the_database_holds(hostile_db: tup
 
 
 def test_the_failure_summary_escapes_the_recorded_error(hostile_db: tuple, capsys) -> None:
-    from fptlab.cli_sweep import _errors, say
+    from fptlab.cli_common import say
+    from fptlab.sweep.drivers import failure_reasons
 
     path, url, _ = hostile_db
     store = Store(url)
     [failed] = [t["config_hash"] for t in store.trials(status="failed")][:1]
-    for config_hash, why in _errors(store, [failed]):
+    for config_hash, why in failure_reasons(store, [failed]):
         say(f"  {config_hash}: {why}")
     err = capsys.readouterr().err
     assert "@SUM(1+1)\\x1b]8;;http://evil.invalid\\x07click" in err and not any(ch in err for ch in RAW_CONTROL)

@@ -19,8 +19,8 @@ from fptlab.report.declare import PaperValue, Table
 from fptlab.report.source import Snapshot, SpecCells
 from fptlab.report.stats import Difference, Stat, summarize, welch
 from fptlab.report.values import VALUES, format_spread, format_value, has_selection
+from fptlab.store.models import DONE
 
-FINISHED = ("completed", "diverged")
 UNFINISHED_ORDER = ("missing", "queued", "running", "interrupted", "failed")
 
 
@@ -48,7 +48,7 @@ class CellResult:
 
     @property
     def finished(self) -> int:
-        return sum(self.statuses[s] for s in FINISHED)
+        return sum(self.statuses[s] for s in DONE)
 
     @property
     def state(self) -> str:
@@ -217,7 +217,7 @@ def _cell(table: Table, row: Any, column: Any, cells: SpecCells | None, snap: Sn
         out.hash_status[h] = status
         if status == "diverged" or h in collapses:
             out.diverged += 1
-        if status in FINISHED and kind.of_trial is not None:
+        if status in DONE and kind.of_trial is not None:
             results = snap.results.get(h, {})
             value = kind.of_trial(results)
             if h in collapses and not has_selection(results):
@@ -315,7 +315,7 @@ def _kind_of(table: Table, row: Any, column: Any) -> str:
 def _seed_runs(cell: CellResult, snap: Snapshot) -> list[convergence.SeedRun]:
     """The cell's finished trials as convergence reads them: the validation-accuracy curve when the
     trial has a validation split (test accuracy otherwise: trials stored before 0.4.0), how it stopped."""
-    done = [h for h in cell.hashes if cell.hash_status.get(h) in FINISHED]
+    done = [h for h in cell.hashes if cell.hash_status.get(h) in DONE]
     validated = [h for h in done if math.isfinite(snap.results.get(h, {}).get("best_val_accuracy", math.nan))]
     curves = {**snap.curves([h for h in done if h not in validated]), **snap.curves(validated, "val_accuracy")}
     cell.legacy += len([h for h in done if h not in validated and h in curves])
@@ -386,7 +386,7 @@ def _fill(result: TableResult, cells: SpecCells | None, db_url: str | None) -> N
     for cell in result.cells.values():
         for h in cell.hashes:
             status_of.setdefault(h, _status(cell, h))
-    result.unfinished = Counter(s for s in status_of.values() if s not in FINISHED)
+    result.unfinished = Counter(s for s in status_of.values() if s not in DONE)
     if cells is None or not result.unfinished:
         return
     command = cells.fill_command(db_url)
@@ -404,7 +404,7 @@ def _provenance(table: Table, cells: SpecCells | None, grid: dict[tuple[str, str
     versions, hosts, devices = Counter(), Counter(), Counter()
     for h in hashes:
         state = snap.states.get(h)
-        if state is None or state["status"] not in FINISHED:
+        if state is None or state["status"] not in DONE:
             continue
         versions[_versions(state)] += 1
         hosts[state.get("host") or "?"] += 1
@@ -440,7 +440,7 @@ def values_for(result: TableResult, where: dict[str, Any], value: str) -> list[f
     out = []
     for c in result.spec.select(where):
         state = result.snap.states.get(c.hash)
-        if state is not None and state["status"] in FINISHED:
+        if state is not None and state["status"] in DONE:
             v = kind.of_trial(result.snap.results.get(c.hash, {}))
             if not math.isnan(v):
                 out.append(v)

@@ -14,9 +14,10 @@ from typing import Any
 
 from fptlab.errors import FptlabError, FptlabWarning
 from fptlab.report import catalog
-from fptlab.report.build import FINISHED, TableResult, build_table
+from fptlab.report.build import TableResult, build_table
 from fptlab.report.declare import Figure, Table
 from fptlab.report.source import Snapshot, SpecCells, SpecMissing, experiments_dir, load_cells
+from fptlab.store.models import DONE
 
 
 @dataclass
@@ -61,7 +62,7 @@ class FigureContext:
         return [c.hash for c in self.cells.select(where)] if self.cells is not None else []
 
     def finished(self, hashes: list[str]) -> list[str]:
-        return [h for h in hashes if self.snap.states.get(h, {}).get("status") in FINISHED]
+        return [h for h in hashes if self.snap.states.get(h, {}).get("status") in DONE]
 
     def artifacts(self, config_hash: str, kind: str) -> list[dict[str, Any]]:
         """The trial's artifact records of `kind`, oldest first, each with `path`: its file resolved inside

@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from fptlab.report.build import FINISHED, TableResult
+from fptlab.report.build import TableResult
 from fptlab.report.source import Snapshot
+from fptlab.store.models import DONE
 
 
 def scatter_points(result: TableResult) -> pd.DataFrame:
@@ -28,7 +29,7 @@ def curve_frame(result: TableResult, column: str, snap: Snapshot, key: str = "te
     parts, seen = [], set()
     for row in result.table.rows:
         cell = result.cells[(row.label, column)]
-        finished = [h for h in cell.hashes if cell.hash_status.get(h) in FINISHED]
+        finished = [h for h in cell.hashes if cell.hash_status.get(h) in DONE]
         if not finished or frozenset(finished) in seen:
             continue  # a row drawn already (e.g. the quickstart's accuracy and steps rows read the same runs)
         seen.add(frozenset(finished))

@@ -18,6 +18,7 @@ from typing import Any
 from fptlab.config import flatten
 from fptlab.errors import FptlabError
 from fptlab.report.declare import AnyOf
+from fptlab.store.models import DONE
 
 OFFLINE_DIR = "offline"
 
@@ -213,7 +214,7 @@ class Snapshot:
         if store is None or not wanted:
             return cls({}, {}, store)
         states = _known_statuses(store.trial_states(wanted))
-        finished = [h for h, s in states.items() if s["status"] in ("completed", "diverged")]
+        finished = [h for h, s in states.items() if s["status"] in DONE]
         return cls(states, store.results(finished) if finished else {}, store)
 
     def curves(self, hashes: Iterable[str], key: str = "test_accuracy") -> dict[str, Any]:

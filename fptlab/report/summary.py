@@ -10,6 +10,7 @@ from typing import Any
 
 from fptlab.escape import for_terminal
 from fptlab.report.stats import summarize
+from fptlab.store.models import DONE
 
 COLUMNS = ("n", "test_acc_mean", "test_acc_std", "ci_low", "ci_high")
 
@@ -18,7 +19,7 @@ def summary_frame(trials: Any, by: tuple[str, ...] = ("task", "init")) -> Any:
     """One row per group of finished trials: n, mean/std test accuracy, 95% CI of the mean."""
     import pandas as pd
 
-    done = trials[trials["status"].isin(["completed", "diverged"])]
+    done = trials[trials["status"].isin(list(DONE))]
     rows = []
     if not done.empty:
         for key, group in done.groupby(list(by), sort=True, dropna=False):

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from fptlab.store import dialect
 from fptlab.store.base import StoreBase, chunks
 from fptlab.store.errors import StoreError
-from fptlab.store.models import FINAL_STATUSES, VERSIONED, Result, Trial, encode_float
+from fptlab.store.models import ENDED, VERSIONED, Result, Trial, encode_float
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,8 @@ class ClaimOps(StoreBase):
         """Record the end of `owner`'s run: final status, time, error and results. Refused (returns
         False) when the trial is no longer `owner`'s: a driver whose lease expired must not overwrite
         the run that took over."""
-        if status not in FINAL_STATUSES:
-            raise StoreError(f"Cannot finish trial '{config_hash}' as {status!r}: expected one of {', '.join(FINAL_STATUSES)}.")
+        if status not in ENDED:
+            raise StoreError(f"Cannot finish trial '{config_hash}' as {status!r}: expected one of {', '.join(ENDED)}.")
         values = {"status": status, "finished": self.now(), "error": error}
         if device is not None:
             values["device"] = device
@@ -213,8 +213,8 @@ class ClaimOps(StoreBase):
         how many. They are claimable again while attempts remain. `outage_seconds`: wait up to that
         long for an unreachable database whatever was waited before (default: the store's outage
         clock, which after an outage longer than its budget tries once)."""
-        if status not in FINAL_STATUSES:
-            raise StoreError(f"Cannot release trials as {status!r}: expected one of {', '.join(FINAL_STATUSES)}.")
+        if status not in ENDED:
+            raise StoreError(f"Cannot release trials as {status!r}: expected one of {', '.join(ENDED)}.")
         now = self.now()
         # Rows a try released whose reply was lost match again (same status and time): the count holds.
         released = or_(Trial.status == "running", and_(Trial.status == status, Trial.finished == now))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -27,7 +28,7 @@ from fptlab.store import dialect, schema
 from fptlab.store.base import chunks
 from fptlab.store.claims import ClaimOps
 from fptlab.store.errors import StoreError
-from fptlab.store.models import TRIAL_FILTER_COLUMNS, Experiment, ExperimentTrial, Trial
+from fptlab.store.models import RETRIED, TRIAL_FILTER_COLUMNS, Experiment, ExperimentTrial, Trial
 from fptlab.store.queries import QueryOps
 from fptlab.store.records import RecordOps
 
@@ -49,13 +50,35 @@ class Store(ClaimOps, RecordOps, QueryOps):
         database at another revision is never migrated here: the error says to run `fptlab db upgrade`."""
         schema.check(self._sessions.engine, self.url, create_if_empty=create_if_empty, write_engine=self._sessions.write_engine)
 
-    def is_empty(self) -> bool:
-        """Whether the database has no fptlab table (nor one named like fptlab's) yet."""
+    def is_new(self) -> bool:
+        """Whether there is no database here yet: no SQLite file (or an empty one: connecting would create
+        or stamp it), or a database with no fptlab table (nor one named like fptlab's). Creates nothing."""
+        path = self.sqlite_file()
+        if path is not None and (not path.exists() or path.stat().st_size == 0):
+            return True
         try:
             with self._sessions.engine.connect() as connection:
                 return not schema.has_fptlab_tables(connection)
         except SQLAlchemyError as e:
             raise self._sessions.error(e) from None
+
+    def sqlite_file(self) -> Path | None:
+        """The file of an SQLite database (None for a server)."""
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(self.url)
+        return Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
+
+    @classmethod
+    def open_existing(cls, url: str | None = None, **kwargs: Any) -> Store | None:
+        """The fptlab database at `url` if there is one, checked to be reachable and at the current schema
+        (StoreError: another revision, another application's tables); None when there is none yet.
+        What read-only commands open: nothing is created or migrated."""
+        store = cls(url, **kwargs)
+        if store.is_new():
+            return None
+        store.check()
+        return store
 
     def revision(self) -> str | None:
         """The schema revision the database is stamped with (None: never migrated)."""
@@ -98,7 +121,7 @@ class Store(ClaimOps, RecordOps, QueryOps):
 
         self.transaction(work, write=True)
 
-    def requeue(self, config_hashes: Sequence[str], statuses: Sequence[str] = ("failed", "interrupted")) -> int:
+    def requeue(self, config_hashes: Sequence[str], statuses: Sequence[str] = RETRIED) -> int:
         """Put trials in `statuses` back in the queue with their attempts reset (`fptlab sweep --retry-failed`)."""
         def work(session: Session) -> int:
             n = 0

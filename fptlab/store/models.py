@@ -19,8 +19,12 @@ from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, Inte
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 VERSION_TABLE = "fptlab_alembic_version"  # our own, so a database shared with other Alembic users is fine
+# A trial's status, one meaning each. DONE: finished for good (a sweep skips it, a report counts it).
+# RETRIED: ended without a result, so a sweep claims it again. ENDED: what a run can end as.
 STATUSES = ("queued", "running", "completed", "failed", "diverged", "interrupted")
-FINAL_STATUSES = ("completed", "failed", "diverged", "interrupted")
+DONE = ("completed", "diverged")
+RETRIED = ("failed", "interrupted")
+ENDED = DONE + RETRIED
 VALUE_KINDS = ("finite", "nan", "inf", "-inf")
 VERSIONED = ("fptlab", "torch", "transformers")  # packages whose version each trial records (<name>_version)
 

@@ -10,14 +10,16 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fptlab.errors import DataNotFoundError, FptlabError, FptlabWarning
 from fptlab.plan import resolve_here
 from fptlab.store import DatabaseFileGone, StoreError, new_owner_id
-from fptlab.sweep.executor import FINISHED_STATUSES, SweepOptions, init_ray, owner_is_dead_here
+from fptlab.store.models import DONE
+from fptlab.sweep.drivers import owner_is_dead_here
 from fptlab.sweep.grid import Cell
+from fptlab.sweep.options import SweepOptions
+from fptlab.sweep.ray_setup import init_ray
 from fptlab.tasks.base import Missing
 
 
@@ -119,7 +121,7 @@ def run_sweep(
 
     cells = cells if cells is not None else prepare_cells(spec, opts.data_dir).require_runnable(spec.origin)
     known = known_statuses(store, [c.hash for c in cells])  # read only
-    ray = init_ray(opts) if any(known.get(c.hash) not in FINISHED_STATUSES for c in cells) else None
+    ray = init_ray(opts) if any(known.get(c.hash) not in DONE for c in cells) else None
     try:
         store.ensure_schema(create_if_empty=True)
         if retry_failed:
@@ -127,7 +129,7 @@ def run_sweep(
         register(store, spec, cells)
         reclaim_dead_local_drivers(store)
         statuses = store.statuses([c.hash for c in cells])
-        todo = [c for c in cells if statuses.get(c.hash) not in FINISHED_STATUSES]
+        todo = [c for c in cells if statuses.get(c.hash) not in DONE]
         outcome = SweepOutcome(cells=len(cells), skipped=len(cells) - len(todo), ran={})
         if not todo or ray is None:  # (None: every cell was finished a moment ago, and still is)
             return outcome
@@ -174,15 +176,8 @@ def known_statuses(store: Any, hashes: list[str]) -> dict[str, str]:
     """The statuses the database holds for `hashes`, read without writing anything: a database that
     does not exist yet, or has no fptlab tables, knows none; one at another schema version is an
     error now (StoreError), before Ray starts."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(store.url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        path = Path(parsed.database)
-        if not path.exists() or path.stat().st_size == 0:
-            return {}  # connecting would create (or stamp) the file
-    if store.revision() is None:
-        return {}  # a new database (one with stray tables fails in ensure_schema, before any write)
+    if store.is_new():
+        return {}  # connecting would create (or stamp) it; one with stray tables fails in ensure_schema
     store.check()
     return store.statuses(hashes)
 

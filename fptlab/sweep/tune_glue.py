@@ -17,8 +17,9 @@ from fptlab.checkpoint import CheckpointWarning
 from fptlab.errors import DataNotFoundError, FptlabWarning
 from fptlab.sinks import decode_float
 from fptlab.store import StoreSink
-from fptlab.sweep.executor import SweepOptions
+from fptlab.store.models import DONE
 from fptlab.sweep.grid import Cell
+from fptlab.sweep.options import SweepOptions
 from fptlab.sweep.trainable import EVENT, PAYLOAD, ROWS
 
 TAKEN_OVER = "taken over by another driver"  # how a lost trial ends in this driver's view
@@ -108,7 +109,7 @@ class ClaimingSearcher(Searcher):
             return None, None
         if status is None:
             return None, "is not in the database: add the spec that defines it (a [sources] table) or run it first"
-        if status in ("completed", "diverged"):
+        if status in DONE:
             return None, f"{status} without a saved body (it needs save_body = true, and a body is saved only on completion)"
         return None, f"is {status} and this sweep will not run it (it is not one of its cells, or its attempts are used up)"
 
