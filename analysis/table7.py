@@ -21,13 +21,13 @@ LAYERS = "# Layers"
 
 
 def layers_of(values: dict[str, Any]) -> int:
-    """Blocks a run keeps, from its flattened config: model.depth (0 = all), else the LSTM's
-    model.layers, else the backbone's full depth from the registry (no torch is imported)."""
+    """Blocks a run keeps, from its flattened config: its backbone's own rule (`BackboneSpec.depth_of`:
+    model.depth, 0 = all; an LSTM's model.layers), from the registry (no torch is imported)."""
     from fptlab.backbones import BACKBONES
 
-    depth = int(values.get("model.depth") or 0)
-    full = values.get("model.layers") or BACKBONES.get(str(values["backbone"])).n_layers
-    return depth or int(full)
+    spec = BACKBONES.get(str(values["backbone"]))
+    options = spec.Options(**{k.removeprefix("model."): v for k, v in values.items() if k.startswith("model.")})
+    return spec.depth_of(options)
 
 
 def fill_layers(result: TableResult, column: str = LAYERS) -> None:

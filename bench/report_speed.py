@@ -135,7 +135,7 @@ def main() -> None:
         t = time.perf_counter()
         built = build(url, args.trials, args.rows)
         print(f"built in {time.perf_counter() - t:.0f} s: {built}")
-        conv = "table6" if "table6" in catalog.artifacts() else "quickstart"
+        conv = "table6" if "table6" in catalog.items() else "quickstart"
         figures = {"table2": time_table("table2", url, args.repeats), conv: time_table(conv, url, args.repeats),
                    "cli": time_cli(url, args.repeats)}
     medians = {k: statistics.median(v) for k, v in figures.items()}

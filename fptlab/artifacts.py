@@ -78,15 +78,6 @@ def param_stats(body: Any, spec: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def param_stats_of(cfg: Any, seq_len: int = 1) -> list[dict[str, Any]]:
-    """`param_stats` of the body a config builds (its backbone, init, weights, options), without a task:
-    what a report calls to draw Figure 6 for any backbone and init (needs torch and the weights)."""
-    from fptlab.backbones import BACKBONES
-    from fptlab.model import build_body
-
-    return param_stats(build_body(cfg, seq_len), BACKBONES.get(cfg.backbone))
-
-
 def write_param_stats(body: Any, spec: Any, folder: Path) -> ArtifactRecord:
     rows = param_stats(body, spec)
     folder.mkdir(parents=True, exist_ok=True)

@@ -163,21 +163,14 @@ def ls(what: Annotated[str, typer.Argument(help="tasks | backbones | groups | in
 
 
 def _names(what: str) -> list[str]:
+    """`fptlab ls WHAT`: a registry's names (tasks, backbones, inits), or the parameter groups."""
     if what == "groups":
         from fptlab.groups import ALL, ALL_GROUPS
 
         return [*ALL_GROUPS, ALL]
-    if what == "inits":
-        from fptlab.inits import INITS
+    from fptlab.registry import named_registry
 
-        return INITS.names()
-    if what == "tasks":
-        from fptlab.tasks import TASKS
-
-        return TASKS.names()
-    from fptlab.backbones import BACKBONES
-
-    return BACKBONES.names()
+    return named_registry(what.removesuffix("s")).names()
 
 
 def _register_sweep_commands() -> None:

@@ -205,6 +205,8 @@ def _filter_columns() -> dict[str, type]:
 
 
 def _filter_value(key: str, value: str, kind: type, text: str) -> Any:
+    from fptlab.registry import named_registry
+
     if value == "":
         raise FptlabError(f"Bad --where {quoted(text)}: the value is empty. Expected KEY=VALUE, e.g. --where {key}=...")
     if kind is int:
@@ -219,24 +221,8 @@ def _filter_value(key: str, value: str, kind: type, text: str) -> Any:
     try:
         if key == "status":
             trial_statuses([value])
-        elif (registry := _name_registry(key)) is not None:
+        elif (registry := named_registry(key)) is not None:
             registry.get(value)  # an unknown name: did-you-mean and the list
     except FptlabError as e:
         raise FptlabError(f"Bad --where {quoted(text)}: {e}") from None
     return value
-
-
-def _name_registry(key: str) -> Any:
-    if key == "task":
-        from fptlab.tasks import TASKS
-
-        return TASKS
-    if key == "backbone":
-        from fptlab.backbones import BACKBONES
-
-        return BACKBONES
-    if key == "init":
-        from fptlab.inits import INITS
-
-        return INITS
-    return None

@@ -10,7 +10,6 @@ Which parameters train is declared by group name (`fptlab.groups`), per block wh
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,10 +168,6 @@ class ParamCounts:
     trainable: int
     total: int
     by_group: dict[str, int]
-
-    @property
-    def trainable_fraction(self) -> float:
-        return self.trainable / self.total if self.total else math.nan
 
 
 def count_parameters(model: Any, groups: dict[str, str]) -> ParamCounts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
 from fptlab.errors import FptlabError, UnknownNameError
@@ -25,12 +25,6 @@ class Registry(Generic[T]):
             raise FptlabError(f"Duplicate {self.kind} '{name}': a {self.kind} of that name is already registered.")
         self._items[name] = obj
         return obj
-
-    def decorator(self, name: str) -> Callable[[T], T]:
-        def wrap(obj: T) -> T:
-            return self.register(name, obj)
-
-        return wrap
 
     def get(self, name: str) -> T:
         try:
@@ -69,3 +63,16 @@ def import_submodules(package: str, path: Iterable[str], skip: tuple[str, ...] =
     for info in sorted(pkgutil.iter_modules(list(path)), key=lambda m: m.name):
         if not info.name.startswith("_") and info.name not in skip:
             importlib.import_module(f"{package}.{info.name}")
+
+
+# The registries a user names things from, by the word for one of them; imported on first use, so that
+# asking costs nothing until a name is looked up (the CLI answers --help without torch or the tasks).
+NAMED = {"task": ("fptlab.tasks", "TASKS"), "backbone": ("fptlab.backbones", "BACKBONES"), "init": ("fptlab.inits", "INITS")}
+
+
+def named_registry(kind: str) -> Registry | None:
+    """The registry of `kind` ("task", "backbone", "init"), or None for another word."""
+    if kind not in NAMED:
+        return None
+    module, attribute = NAMED[kind]
+    return getattr(importlib.import_module(module), attribute)

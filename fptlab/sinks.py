@@ -48,7 +48,7 @@ def jsonable_float(v: Any) -> Any:
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
-def decode_float(v: Any) -> Any:
+def from_jsonable(v: Any) -> Any:
     """Inverse of `jsonable_float`: "nan" / "inf" / "-inf" back to floats; anything else unchanged."""
     return NON_FINITE[v] if isinstance(v, str) and v in NON_FINITE else v
 

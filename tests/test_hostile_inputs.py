@@ -443,7 +443,7 @@ def test_a_spec_read_back_from_the_database_is_checked_and_its_failure_is_an_err
 
 def test_a_sweep_that_shrinks_a_stored_spec_warns(tmp_path: Path) -> None:
     from fptlab.sweep import load_spec
-    from fptlab.sweep.run import register as register_spec
+    from fptlab.sweep.run import register_cells as register_spec
 
     store = Store(f"sqlite:///{tmp_path / 'g.db'}")
     store.ensure_schema()

@@ -16,7 +16,7 @@ import pytest
 
 from fptlab.sweep import load_spec
 from fptlab.sweep.grid import SOURCE, Cell
-from fptlab.sweep.run import prepare_cells, register
+from fptlab.sweep.run import prepare_cells, register_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
@@ -307,7 +307,7 @@ def test_every_spec_into_one_database_trains_each_cell_once(cells, tmp_path):
         hashes = {c.hash for c in cells(name)}
         assert len(hashes - union) == new, name
         union |= hashes
-        register(store, load_spec(EXPERIMENTS / f"{name}.toml"), cells(name))
+        register_cells(store, load_spec(EXPERIMENTS / f"{name}.toml"), cells(name))
         assert len(store.trials(experiment=name)) == FAITHFUL_COUNTS[name]
     total = sum(FAITHFUL_COUNTS.values())
     assert len(union) == sum(NEW_CELLS.values()) == len(store.trials())

@@ -60,7 +60,7 @@ def _order(name: str) -> tuple[int, int, str]:
     return (0 if m.group(1) == "table" else 1, int(m.group(2)), name)
 
 
-def artifacts() -> dict[str, Any]:
+def items() -> dict[str, Any]:
     """Every declared table and figure by key (table1, ..., figure6, quickstart), in paper order."""
     package = analysis_package()
     found: dict[str, Any] = {}
@@ -78,7 +78,7 @@ def artifacts() -> dict[str, Any]:
 
 
 def get(key: str) -> Any:
-    items = artifacts()
-    if key not in items:
-        raise FptlabError(unknown_name_message("table or figure", key, list(items)))
-    return items[key]
+    known = items()
+    if key not in known:
+        raise FptlabError(unknown_name_message("table or figure", key, list(known)))
+    return known[key]

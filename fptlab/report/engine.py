@@ -99,7 +99,7 @@ class FigureContext:
 
 def select_keys(tables: list[str], figures: list[str], names: list[str], everything: bool) -> list[str]:
     keys = [*(f"table{n}" for n in tables), *(f"figure{n}" for n in figures), *names]
-    available = catalog.artifacts()
+    available = catalog.items()
     if everything:
         keys = list(available)
     if not keys:
@@ -201,7 +201,7 @@ def report_for_spec(spec: Any, store: Any, console: Any = None) -> bool:
     counterparts are named "<spec>-offline"). False when no analysis module reads it."""
     offline = spec.name.endswith("-offline")
     name = spec.name.removesuffix("-offline")
-    keys = [k for k, item in catalog.artifacts().items() if isinstance(item, Table) and item.spec_name == name]
+    keys = [k for k, item in catalog.items().items() if isinstance(item, Table) and item.spec_name == name]
     if not keys:
         return False
     folder = Path(spec.origin).parent
@@ -219,4 +219,4 @@ def report_for_spec(spec: Any, store: Any, console: Any = None) -> bool:
 def figures_for_spec(spec: Any) -> list[str]:
     """The numbers of the paper figures drawn from this spec's runs."""
     name = spec.name.removesuffix("-offline")
-    return [item.number for item in catalog.artifacts().values() if isinstance(item, Figure) and item.spec_name == name]
+    return [item.number for item in catalog.items().values() if isinstance(item, Figure) and item.spec_name == name]

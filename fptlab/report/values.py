@@ -19,7 +19,6 @@ class ValueKind:
     unit: str  # "%" | "steps" | "params" | "x"
     of_trial: Callable[[Mapping[str, float]], float] | None  # results dict -> value; None: computed elsewhere
     describe: str
-    needs_curves: bool = False
     selected: bool = False  # reads the step validation selected, when the trial has a validation split
 
     def problem(self, value: float) -> str | None:
@@ -91,8 +90,8 @@ for _kind in (
     ValueKind("trainable_params", "params", _result("trainable_params"), "trainable parameters"),
     ValueKind("total_params", "params", _result("total_params"), "total parameters"),
     ValueKind("seconds_per_step", "s", _seconds_per_step, "wall-clock seconds per training step (feature caching excluded)"),
-    ValueKind("steps_to_converge", "steps", None, "gradient steps to converge (see the definition)", needs_curves=True),
-    ValueKind("steps_to_level", "steps", None, "gradient steps to reach another row's converged level", needs_curves=True),
+    ValueKind("steps_to_converge", "steps", None, "gradient steps to converge (see the definition)"),
+    ValueKind("steps_to_level", "steps", None, "gradient steps to reach another row's converged level"),
 ):
     VALUES.register(_kind.name, _kind)
 

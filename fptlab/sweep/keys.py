@@ -51,7 +51,7 @@ def join(path: str, key: str) -> str:
 
 
 # ---- flattening -----------------------------------------------------------------------------------
-def flatten(table: Any, path: str, origin: str, *, allow_variant: bool = False) -> Iterator[tuple[str, Any, str]]:
+def spec_entries(table: Any, path: str, origin: str, *, allow_variant: bool = False) -> Iterator[tuple[str, Any, str]]:
     """Yield (dotted key, raw value, full path) for each run-config key written in `table`.
 
     Task options may be nested (`[defaults.bit_xor] n_bits = 5`) or dotted (`"bit_xor.n_bits" = 5`);
@@ -61,7 +61,7 @@ def flatten(table: Any, path: str, origin: str, *, allow_variant: bool = False) 
     for raw_key, value in table.items():
         head, _, rest = raw_key.partition(".")
         if rest:  # a quoted dotted key: treat as nested
-            yield from flatten({head: {rest: value}}, path, origin, allow_variant=allow_variant)
+            yield from spec_entries({head: {rest: value}}, path, origin, allow_variant=allow_variant)
             continue
         where = join(path, raw_key)
         if raw_key in RUN_KEYS or (allow_variant and raw_key == VARIANT):
@@ -190,7 +190,7 @@ def _check_names(key: str, value: Any, path: str, origin: str) -> None:
 
 def check_table(table: Any, path: str, origin: str) -> dict[str, Any]:
     """A table of fixed values ([defaults], a variant, when.set) -> {dotted key: checked value}."""
-    return {key: check_value(key, value, where, origin) for key, value, where in flatten(table, path, origin)}
+    return {key: check_value(key, value, where, origin) for key, value, where in spec_entries(table, path, origin)}
 
 
 def check_choices(key: str, value: Any, path: str, origin: str) -> list[Any]:

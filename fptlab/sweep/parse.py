@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fptlab.escape import quoted
-from fptlab.sweep.keys import VARIANT, check_axis, check_choices, check_table, check_value, fail, flatten, unknown_key
+from fptlab.sweep.keys import VARIANT, check_axis, check_choices, check_table, check_value, fail, spec_entries, unknown_key
 
 TABLES = ("experiment", "defaults", "grid", "seeds", "variants", "sources", "zip", "when", "exclude")
 SOURCE_PREFIX = "source:"  # weights = "source:NAME" names the body a [sources.NAME] run saves
@@ -132,7 +132,7 @@ def _grid(value: Any, origin: str) -> list[list[Axis]]:
         raise fail(origin, "grid", "is empty: give it at least one axis (e.g. lr = [1e-3, 3e-4]), or remove the [grid] table "
                    "for a spec of one cell.")
     return [[Axis(key, where, tuple(_axis_values(key, values, where, origin)))]
-            for key, values, where in flatten(table, "grid", origin, allow_variant=True)]
+            for key, values, where in spec_entries(table, "grid", origin, allow_variant=True)]
 
 
 def _axis_values(key: str, values: Any, where: str, origin: str) -> list[Any]:
@@ -143,7 +143,7 @@ def _axis_values(key: str, values: Any, where: str, origin: str) -> list[Any]:
 
 def _zip(table: Mapping[str, Any], path: str, origin: str) -> list[Axis]:
     axes = [Axis(key, where, tuple(_axis_values(key, values, where, origin)))
-            for key, values, where in flatten(table, path, origin, allow_variant=True)]
+            for key, values, where in spec_entries(table, path, origin, allow_variant=True)]
     if not axes:
         raise fail(origin, path, "is empty: give two or more keys with lists of equal length, e.g. task = [...] and steps = [...].")
     lengths = {axis.path: len(axis.values) for axis in axes}
@@ -180,7 +180,7 @@ def _exclude(table: Mapping[str, Any], path: str, origin: str) -> dict[str, list
 
 def _choices(value: Any, path: str, origin: str) -> dict[str, list[Any]]:
     table = _table(value, path, origin)
-    out = {key: check_choices(key, v, where, origin) for key, v, where in flatten(table, path, origin, allow_variant=True)}
+    out = {key: check_choices(key, v, where, origin) for key, v, where in spec_entries(table, path, origin, allow_variant=True)}
     if not out:
         raise fail(origin, path, 'is empty: it would match every cell. Give keys and values, e.g. { task = "listops" }.')
     return out

@@ -75,7 +75,7 @@ def prepare_cells(spec: Any, data_dir: Any) -> PreparedCells:
     return PreparedCells(list(out.values()), missing)
 
 
-def register(store: Any, spec: Any, cells: list[Cell]) -> None:
+def register_cells(store: Any, spec: Any, cells: list[Cell]) -> None:
     _warn_if_shrinking(store, spec, cells)
     experiment_id = store.upsert_experiment(spec.name, spec.description, spec.text, spec.hash)
     store.add_trials(experiment_id, [c.config for c in cells])
@@ -126,7 +126,7 @@ def run_sweep(
         store.ensure_schema(create_if_empty=True)
         if retry_failed:
             store.requeue([c.hash for c in cells], ("failed",))
-        register(store, spec, cells)
+        register_cells(store, spec, cells)
         reclaim_dead_local_drivers(store)
         statuses = store.statuses([c.hash for c in cells])
         todo = [c for c in cells if statuses.get(c.hash) not in DONE]

@@ -58,6 +58,7 @@ def fpt_trainable(params: dict[str, Any]) -> None:
     from fptlab.train import train
 
     cfg = config_from_dict(params["config"], origin=f"trial {params['config_hash']}")
+    check_identity(cfg, params["config_hash"])
     if cfg.checkpoint_every == 0:
         cfg = cfg.replace(checkpoint_every=cfg.eval_every)  # execution-only: resumable at every evaluation
     sink = TuneSink(tune.report)
@@ -66,6 +67,21 @@ def fpt_trainable(params: dict[str, Any]) -> None:
     lineage = Lineage(params["identity"], int(params["attempt"]), int(params["recorded_through"]))
     train(cfg, sink, data_dir=data_dir, run_dir=Path(params["run_dir"]), weights_path=weights, progress=False,
           lineage=lineage, threads=trial_threads(params.get("cpus_per_trial")))
+
+
+def check_identity(cfg: Any, config_hash: str) -> None:
+    """Train only the trial the driver claimed: the config this worker rebuilt must hash to the trial's
+    stored hash. It does not when this node runs another fptlab (other defaults, other options), which
+    would record one config's results under another's name."""
+    from fptlab import __version__
+    from fptlab.errors import FptlabError
+
+    if cfg.hash != config_hash:
+        raise FptlabError(
+            f"trial {config_hash}: the config this worker received hashes to {cfg.hash} here, not to the trial's "
+            f"hash, so it was not trained (fptlab {__version__} on this node; every node and the driver must run the "
+            "same fptlab). Install the driver's fptlab version on this node and run the sweep again."
+        )
 
 
 def trial_threads(cpus: Any) -> int:

@@ -15,7 +15,7 @@ from ray.tune.search import Searcher
 from fptlab.bodies import TRIAL_PREFIX, locate_body, trial_hash
 from fptlab.checkpoint import CheckpointWarning
 from fptlab.errors import DataNotFoundError, FptlabWarning
-from fptlab.sinks import decode_float
+from fptlab.sinks import from_jsonable
 from fptlab.store import StoreSink
 from fptlab.store.models import DONE
 from fptlab.sweep.grid import Cell
@@ -187,12 +187,12 @@ class StoreCallback(Callback):
             return  # a late report of a trial another driver now runs: not ours to record
         sink = self._sink(config_hash)
         # Rows first: once another driver has taken this cell over, the sink drops our worker's values.
-        sink.add_rows([(step, key, decode_float(value)) for step, key, value in result.get(ROWS, [])])
+        sink.add_rows([(step, key, from_jsonable(value)) for step, key, value in result.get(ROWS, [])])
         sink.flush()
         if sink.stale:
             self._lose(trial)
             return
-        payload = {k: decode_float(v) for k, v in result.get(PAYLOAD, {}).items()}
+        payload = {k: from_jsonable(v) for k, v in result.get(PAYLOAD, {}).items()}
         event = result.get(EVENT)
         if event == "start":
             sink.start(payload)

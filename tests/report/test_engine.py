@@ -139,7 +139,7 @@ def test_cli_html_page_is_well_formed_and_self_contained(db: tuple, tmp_path: Pa
 
 
 def test_catalog_lists_every_module_once() -> None:
-    items = catalog.artifacts()
+    items = catalog.items()
     assert "table2" in items and "quickstart" in items
     keys = list(items)
     assert keys.index("table2") < keys.index("quickstart")

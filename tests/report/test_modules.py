@@ -22,7 +22,7 @@ from tests.report.builders import record, register
 from tests.report.test_engine import assert_balanced_html
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-ITEMS = catalog.artifacts()
+ITEMS = catalog.items()
 TABLES = [t for t in ITEMS.values() if isinstance(t, Table) and t.spec_name is not None]
 OFFLINE = [t for t in TABLES if (EXPERIMENTS / "offline" / f"{t.spec_name}.toml").is_file()]
 

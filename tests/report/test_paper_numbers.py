@@ -41,7 +41,7 @@ def paper_tables(text: str) -> dict[int, dict[tuple[str, str], str]]:
 
 
 PAPER_TABLES = paper_tables(DATA.read_text())
-MODULES = [t for t in catalog.artifacts().values() if isinstance(t, Table) and t.key.startswith("table")]
+MODULES = [t for t in catalog.items().values() if isinstance(t, Table) and t.key.startswith("table")]
 
 
 def test_the_vendored_tables_are_the_papers(tmp_path: Path) -> None:

@@ -159,7 +159,7 @@ def test_a_report_never_shows_the_password(password_url, tmp_path: Path) -> None
 
     from fptlab.cli import app
     from fptlab.sweep import load_spec
-    from fptlab.sweep.run import prepare_cells, register
+    from fptlab.sweep.run import prepare_cells, register_cells
 
     url, password = password_url
     experiments = Path(__file__).resolve().parents[2] / "experiments"
@@ -167,7 +167,7 @@ def test_a_report_never_shows_the_password(password_url, tmp_path: Path) -> None
     try:
         store.ensure_schema()
         spec = load_spec(experiments / "quickstart.toml")
-        register(store, spec, prepare_cells(spec, None).cells)
+        register_cells(store, spec, prepare_cells(spec, None).cells)
     finally:
         store.close()
     outputs = {}

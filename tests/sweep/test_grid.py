@@ -362,3 +362,13 @@ def test_a_grid_cell_that_is_the_sources_run_is_kept_once_with_its_labels():
     assert [c.hash for c in full] == [source_hash]  # the grid cell is the source's run, under the grid's labels
     assert s.cells[0].hash == source_hash and len(s.cells) == 2  # first: it runs before the cell that starts from it
     assert not any("source" in c.labels for c in s.cells) and s.duplicates == 0
+
+
+def test_a_worker_refuses_a_config_that_does_not_hash_to_its_trial():
+    from fptlab.errors import FptlabError
+    from fptlab.sweep.trainable import check_identity
+
+    cfg = config_from_dict({"task": "bit_xor", "lr": 3e-4})
+    check_identity(cfg, cfg.hash)
+    with pytest.raises(FptlabError, match=rf"trial 0123456789abcdef: the config this worker received hashes to {cfg.hash}"):
+        check_identity(cfg, "0123456789abcdef")
