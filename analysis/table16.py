@@ -12,7 +12,7 @@ also trains the positions: the two columns then differ by the layer norms alone,
 rule out input + output only (that is Table 18's / 20's "output + input" on CIFAR-10: 53% and 24%), and
 the text compares the layer norms' benefit with the positions'. See the spec's comment."""
 
-from fptlab.report import Column, Row, Table, paper_grid
+from fptlab.report import Column, Table, paper_grid, variant_rows
 
 FROZEN_LN = ("input", "output", "positions")
 
@@ -21,10 +21,7 @@ TABLE = Table(
     title="CIFAR-10, layer norm frozen or not",
     section="3.13",
     where={"task": "cifar10"},
-    rows=(
-        Row("Pretrained", {"variant": "pretrained"}),
-        Row("Random", {"variant": "random"}),
-    ),
+    rows=variant_rows(("Pretrained", "pretrained"), ("Random", "random")),
     columns=(
         Column("Frozen Layer Norm", {"train": FROZEN_LN}),
         Column("Finetuned Layer Norm", {"train": (*FROZEN_LN, "layernorm")}),

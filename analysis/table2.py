@@ -3,28 +3,15 @@ were obtained: language-pretrained (FPT), random init (Random), trained on Bit M
 pretrained Vision Transformer (ViT). Spec: experiments/table2.toml (rows are its variants); offline
 counterpart experiments/offline/table2.toml (MiniLM, no Bit/ViT, peptides in the Homology column)."""
 
-from fptlab.report import AnyOf, Column, Row, Table, paper_grid
+from fptlab.report import Table, paper_grid, task_columns, variant_rows
 
-TASKS = (
-    Column("Bit Memory", {"task": "bit_memory"}),
-    Column("XOR", {"task": "bit_xor"}),
-    Column("ListOps", {"task": "listops"}),
-    Column("MNIST", {"task": "mnist"}),
-    Column("C10", {"task": "cifar10"}),
-    Column("C10 LRA", {"task": "cifar10_lra"}),
-    Column("Homology", {"task": AnyOf("remote_homology", "peptides")}),  # peptides: the offline stand-in
-)
+TASKS = task_columns("Bit Memory", "XOR", "ListOps", "MNIST", "C10", "C10 LRA", "Homology")
 
 TABLE = Table(
     key="table2",
     title="Test accuracy by pretraining modality, transformer frozen",
     section="3.2",
-    rows=(
-        Row("FPT", {"variant": "fpt"}),
-        Row("Random", {"variant": "random"}),
-        Row("Bit", {"variant": "bit"}),
-        Row("ViT", {"variant": "vit"}),
-    ),
+    rows=variant_rows(("FPT", "fpt"), ("Random", "random"), ("Bit", "bit"), ("ViT", "vit")),
     columns=TASKS,
     paper=paper_grid("""
                | Bit Memory | XOR  | ListOps | MNIST | C10   | C10 LRA | Homology

@@ -7,24 +7,14 @@ Connections" = residual, "+ Positional Embeddings" = positions (= Table 3's LSTM
 Transformer" = random (= Table 2's Random). Columns map to `task`.
 """
 
-from fptlab.report import Column, Row, Table, paper_grid
+from fptlab.report import Table, paper_grid, task_columns, variant_rows
 
 TABLE = Table(
     key="table5",
     title="12-layer frozen random LSTM with the transformer's residual connections and positions",
     section="3.3",
-    rows=(
-        Row("12-Layer LSTM", {"variant": "lstm12"}),
-        Row("+ Residual Connections", {"variant": "residual"}),
-        Row("+ Positional Embeddings", {"variant": "positions"}),
-        Row("Random Transformer", {"variant": "random"}),
-    ),
-    columns=(
-        Column("ListOps", {"task": "listops"}),
-        Column("MNIST", {"task": "mnist"}),
-        Column("CIFAR-10", {"task": "cifar10"}),
-        Column("C10 LRA", {"task": "cifar10_lra"}),
-    ),
+    rows=variant_rows(("12-Layer LSTM", "lstm12"), ("+ Residual Connections", "residual"), ("+ Positional Embeddings", "positions"), ("Random Transformer", "random")),
+    columns=task_columns("ListOps", "MNIST", "CIFAR-10", "C10 LRA"),
     paper=paper_grid("""
                                 | ListOps | MNIST | CIFAR-10 | C10 LRA
         12-Layer LSTM           | 16.2%   | 11.7% | 10.8%    | 10.4%

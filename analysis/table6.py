@@ -11,7 +11,7 @@ Random's steps until it reaches FPT's converged level ("> N" if never), and "Spe
 divides that by FPT's steps. Columns map to `task`.
 """
 
-from fptlab.report import AnyOf, Column, Row, Table, paper_grid
+from fptlab.report import Row, Table, paper_grid, task_columns, variant_rows
 from fptlab.report.build import TableResult, ratio_row
 
 
@@ -29,21 +29,12 @@ TABLE = Table(
     section="3.4",
     value="steps_to_converge",
     rows=(
-        Row("FPT", {"variant": "fpt"}),
-        Row("Random", {"variant": "random"}),
+        *variant_rows(("FPT", "fpt"), ("Random", "random")),
         Row("Speedup", derived=True),
         Row("Random: steps to FPT's level", {"variant": "random"}, value="steps_to_level", reference="FPT"),
         Row("Speedup to FPT's level", derived=True),
     ),
-    columns=(
-        Column("Memory", {"task": "bit_memory"}),
-        Column("XOR", {"task": "bit_xor"}),
-        Column("ListOps", {"task": "listops"}),
-        Column("MNIST", {"task": "mnist"}),
-        Column("C10", {"task": "cifar10"}),
-        Column("C10 LRA", {"task": "cifar10_lra"}),
-        Column("Homology", {"task": AnyOf("remote_homology", "peptides")}),  # peptides: the offline stand-in
-    ),
+    columns=task_columns("Memory", "XOR", "ListOps", "MNIST", "C10", "C10 LRA", "Homology"),
     paper=paper_grid("""
                 | Memory   | XOR      | ListOps  | MNIST    | C10      | C10 LRA  | Homology
         FPT     | 1 × 10^4 | 5 × 10^2 | 2 × 10^3 | 5 × 10^3 | 4 × 10^5 | 3 × 10^5 | 1 × 10^5

@@ -43,7 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from fptlab.backbones import BACKBONES
-from fptlab.backbones.lstm import _torch_classes
+from fptlab.backbones._lstm import scan
 from fptlab.config import config_from_dict
 from fptlab.model import apply_trainable, build_model
 from fptlab.steps import make_optimizer, seed_everything, train_step
@@ -90,7 +90,6 @@ def count(model: Any) -> tuple[int, int]:
 
 def loop_seconds(model: Any, batch: int, tokens: int) -> float:
     """Forward + backward of one layer's time loop (T steps of W_hh h, its norm, gates, cell) × layers."""
-    scan = _torch_classes()[2]
     layers = model.backbone.layers
     layer = layers[0]
     gx = torch.randn(tokens, batch, 4 * layer.hidden, requires_grad=True)  # (T, B, 4h) input gates

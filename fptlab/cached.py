@@ -55,17 +55,7 @@ def cached_task(model: Any, data: TaskData, device: Any, batch_size: int, progre
 
 
 def output_head(model: Any) -> Any:
-    """A module that maps cached features (B, k, d) to logits with `model`'s own output layer (the same
-    parameter, under the same name `output.*`, so checkpoints and counts agree)."""
-    from torch import nn
+    """The module that maps cached features (B, k, d) to logits with `model`'s own output layer."""
+    from fptlab._fpt import OutputHead
 
-    class OutputHead(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.output = model.output
-            self._fpt = [model]  # a list, so the full model is not registered as a submodule
-
-        def forward(self, features: Any) -> Any:
-            return self._fpt[0].head(features)
-
-    return OutputHead()
+    return OutputHead(model)

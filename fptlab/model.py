@@ -21,56 +21,7 @@ from fptlab.groups import ALL, ALL_GROUPS, block_index, check_available, parse_a
 from fptlab.tasks.base import TaskSpec
 
 if TYPE_CHECKING:
-    import torch
-
     from fptlab.config import RunConfig
-
-INPUT_GAIN = 1.41  # the reference's orthogonal-init gain (≈ sqrt 2)
-
-
-def _fpt_class() -> type:
-    import torch
-    from torch import nn
-
-    class FPT(nn.Module):
-        def __init__(self, task: TaskSpec, body: nn.Module, d_model: int, dropout: float, mask_pads: bool = False) -> None:
-            super().__init__()
-            self.task = task
-            self.mask_pads = mask_pads  # a bidirectional body attends to no pad key (`mask_padding`)
-            if task.input_kind == "dense":
-                linear = nn.Linear(task.input_dim, d_model)
-                if linear.weight.device.type != "meta":
-                    nn.init.orthogonal_(linear.weight, gain=INPUT_GAIN)
-                    nn.init.zeros_(linear.bias)
-                self.input = nn.Sequential(linear, nn.Dropout(dropout))
-            else:
-                self.input = nn.Embedding(task.input_dim, d_model)  # N(0, 1), as the reference
-            self.backbone = body
-            per_token = task.n_outputs * task.n_classes // task.output_tokens
-            self.output = nn.Linear(d_model, per_token)
-
-        def features(self, x: torch.Tensor) -> torch.Tensor:
-            """Hidden states of the read-out token(s): (B, k, d)."""
-            mask = (x != self.task.pad_id) if self.mask_pads else None  # (B, T), True at real tokens
-            h = self.backbone(self.input(x), mask)  # (B, T, d)
-            if self.task.readout == "last_real":  # right-padded ids: the last non-pad token (<sep>)
-                positions = torch.arange(x.shape[1], device=x.device).expand_as(x)
-                last = torch.where(x != self.task.pad_id, positions, -1).max(dim=1).values.clamp(min=0)  # (B,)
-                return h[torch.arange(x.shape[0], device=x.device), last].unsqueeze(1)  # (B, 1, d)
-            return h[:, -self.task.output_tokens :]  # (B, k, d)
-
-        def head(self, features: torch.Tensor) -> torch.Tensor:
-            logits = self.output(features)  # (B, k, labels·classes / k)
-            return logits.reshape(features.shape[0], self.task.n_outputs, self.task.n_classes)  # (B, labels, C)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.head(self.features(x))
-
-        def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
-            """First block's attention probabilities, mean over heads: (B, T, T) (paper Figures 3-5)."""
-            return self.backbone.first_attention(self.input(x)).mean(dim=1)
-
-    return FPT
 
 
 def build_body(cfg: RunConfig, seq_len: int, *, weights_path: Path | None = None, meta: bool = False) -> Any:
@@ -96,14 +47,16 @@ def build_model(task: TaskSpec, cfg: RunConfig, *, weights_path: Path | None = N
     """Build an FPT for `cfg`. `meta=True` builds shapes only (for counting parameters)."""
     import torch
 
+    from fptlab._fpt import FPT
+
     spec = BACKBONES.get(cfg.backbone)
     spec.check_length(task.seq_len)
     body = build_body(cfg, task.seq_len, weights_path=weights_path, meta=meta)
     mask_pads = masks_pads(cfg, task, spec)
     if meta:
         with torch.device("meta"):
-            return _fpt_class()(task, body, spec.d_model, cfg.dropout, mask_pads)
-    return _fpt_class()(task, body, spec.d_model, cfg.dropout, mask_pads)
+            return FPT(task, body, spec.d_model, cfg.dropout, mask_pads)
+    return FPT(task, body, spec.d_model, cfg.dropout, mask_pads)
 
 
 def masks_pads(cfg: RunConfig, task: TaskSpec, spec: BackboneSpec) -> bool:

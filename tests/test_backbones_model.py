@@ -268,3 +268,16 @@ def test_dense_input_is_orthogonal_with_zero_bias():
     torch.testing.assert_close(w.T @ w, (1.41**2) * torch.eye(8), atol=1e-4, rtol=1e-4)
     assert not model.input[0].bias.detach().any()
     assert np.isclose(model.input[1].p, 0.1)
+
+
+@pytest.mark.parametrize("name", [n for n in TINY if available(n)])
+def test_models_are_module_level_classes_that_pickle(name: str) -> None:
+    """Torch modules are module-level classes (in private modules imported on first use): they pickle,
+    and a traceback names them."""
+    import pickle
+
+    model = tiny_model(name, TOKENS if name != "vit-tiny" else DENSE)
+    for module in (model, model.backbone):
+        assert "<locals>" not in type(module).__qualname__, type(module)
+    clone = pickle.loads(pickle.dumps(model))
+    assert type(clone) is type(model) and type(clone.backbone) is type(model.backbone)

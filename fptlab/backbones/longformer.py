@@ -20,7 +20,6 @@ scheme: Linear / Embedding weights N(0, 0.02), biases 0, LayerNorm 1/0), built o
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from fptlab.backbones import BACKBONES
@@ -45,40 +44,10 @@ SIZES: dict[str, tuple[int, int, int, int, int, int, int, int, str | None]] = {
 }
 
 
-@functools.cache
-def _body_class() -> type:
-    import torch
-
-    from fptlab.backbones._body import HFBody
-
-    class LongformerBody(HFBody):
-        def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
-            positions = torch.arange(OFFSET, OFFSET + x.shape[1], device=x.device).expand(x.shape[0], -1)  # (B, T)
-            extra = {} if mask is None else {"attention_mask": mask.long()}  # 1 = local attention, 0 = pad
-            attentions = [block.attention.self for block in self.blocks()]
-            windows = [a.one_sided_attn_window_size for a in attentions]
-            narrow = max(x.shape[1] - 1, 2)  # one-sided window reaching every token (transformers needs >= 2)
-            if narrow >= min(windows):
-                return self.model(inputs_embeds=x, position_ids=positions, **extra).last_hidden_state
-            config, full = self.model.config, self.model.config.attention_window
-            try:  # same result (every token sees every token either way), padded to 2·narrow, not to the window
-                for a in attentions:
-                    a.one_sided_attn_window_size = narrow
-                config.attention_window = 2 * narrow
-                return self.model(inputs_embeds=x, position_ids=positions, **extra).last_hidden_state
-            finally:
-                for a, window in zip(attentions, windows, strict=True):
-                    a.one_sided_attn_window_size = window
-                config.attention_window = full
-
-        def first_attention(self, x: torch.Tensor) -> torch.Tensor:
-            raise NotImplementedError("Longformer's attention is sliding-window shaped, not T × T")
-
-    return LongformerBody
-
-
 def _wrap(model: Any) -> Any:
-    return _body_class()(model, BLOCKS, POSITIONS, layer_count_attr="num_hidden_layers")
+    from fptlab.backbones._longformer import LongformerBody
+
+    return LongformerBody(model, BLOCKS, POSITIONS, OFFSET, layer_count_attr="num_hidden_layers")
 
 
 def build(spec: BackboneSpec, options: ModelOptions) -> Any:

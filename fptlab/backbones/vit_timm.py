@@ -24,7 +24,6 @@ reference: 0.1 and 0.1; drop_path 0).
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -70,57 +69,16 @@ def locate_weights(name: str, weights: str) -> str:
     return location if "/" in location or Path(location).exists() else f"timm/{location}"
 
 
-@cache
-def _body_class() -> type:
-    """The Body class, defined on first use so that registering the family imports no torch."""
-    import torch
-    from torch import nn
+def _timm_body(model: Any) -> Any:
+    from fptlab.backbones._vit_timm import TimmViTBody
 
-    from fptlab.backbones._body import Body, key_mask
-
-    class TimmViTBody(Body):
-        """norm(blocks(pos_drop(x + positions[:T]))) over a timm VisionTransformer held as `self.model`."""
-
-        blocks_path = BLOCKS
-        position_paths = {"positions": 0}
-
-        def __init__(self, model: nn.Module) -> None:
-            super().__init__()
-            self.model = model
-            self.positions = nn.Embedding(POSITIONS, model.embed_dim, device=model.norm.weight.device)
-            nn.init.zeros_(self.positions.weight)
-
-        def embed(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
-            h = self.model.pos_drop(x + self.positions.weight[: x.shape[1]])
-            norm_pre = getattr(self.model, "norm_pre", None)  # Identity for this architecture
-            return norm_pre(h) if norm_pre is not None else h
-
-        def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
-            h = self.embed(x)
-            keys = None if mask is None else key_mask(mask, h.dtype)  # (B, 1, 1, T); timm >= 1.0 blocks take attn_mask
-            for block in self.blocks():
-                h = block(h) if keys is None else block(h, attn_mask=keys)
-            return self.model.norm(h)
-
-        def first_attention(self, x: torch.Tensor) -> torch.Tensor:
-            """softmax(Q Kᵀ · scale) of the first block, as timm's Attention computes it: (B, heads, T, T)."""
-            block = self.blocks()[0]
-            attn = block.attn
-            h = block.norm1(self.embed(x))  # (B, T, d)
-            qkv = attn.qkv(h).unflatten(-1, (3, attn.num_heads, -1)).permute(2, 0, 3, 1, 4)  # (3, B, H, T, dh)
-            q, k = qkv[0], qkv[1]
-            q, k = getattr(attn, "q_norm", nn.Identity())(q), getattr(attn, "k_norm", nn.Identity())(k)
-            scale = getattr(attn, "scale", q.shape[-1] ** -0.5)
-            return (q @ k.transpose(-1, -2) * scale).softmax(dim=-1)  # (B, H, T, T)
-
-    return TimmViTBody
-
+    return TimmViTBody(model, BLOCKS, POSITIONS)
 
 
 def build(spec: BackboneSpec, options: ViTOptions) -> Any:
     """timm's own random initialisation of ViT-B/16, without the classifier head."""
     timm = import_timm()
-    return _body_class()(timm.create_model(ARCH, pretrained=False, num_classes=0, **_dropouts(options)))
+    return _timm_body(timm.create_model(ARCH, pretrained=False, num_classes=0, **_dropouts(options)))
 
 
 def _dropouts(options: ViTOptions) -> dict[str, float]:
@@ -151,7 +109,7 @@ def load(spec: BackboneSpec, options: ViTOptions, location: str) -> Any:
         ) from None
     if getattr(model, "embed_dim", None) != WIDTH or len(model.blocks) != LAYERS:
         raise DataNotFoundError(f"timm model '{name}' is not a {LAYERS} × {WIDTH} ViT; point --set weights= at a ViT-B/16.")
-    return _body_class()(model)
+    return _timm_body(model)
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:

@@ -4,6 +4,18 @@ Analysis modules (the top-level `analysis/` folder, importable as `fptlab.analys
 table with the classes exported here; `fptlab.report.engine` builds and `render` / `html` format them.
 """
 
-from fptlab.report.declare import AnyOf, Column, Figure, PaperValue, Row, Table, paper_grid, parse_paper_value
+from fptlab.report.declare import (
+    AnyOf,
+    Column,
+    Figure,
+    PaperValue,
+    Row,
+    Table,
+    paper_grid,
+    parse_paper_value,
+    task_columns,
+    variant_rows,
+)
 
-__all__ = ["AnyOf", "Column", "Figure", "PaperValue", "Row", "Table", "paper_grid", "parse_paper_value"]
+__all__ = ["AnyOf", "Column", "Figure", "PaperValue", "Row", "Table", "paper_grid", "parse_paper_value", "task_columns",
+           "variant_rows"]

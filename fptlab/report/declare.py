@@ -133,6 +133,28 @@ class Figure:
         return self.key.removeprefix("figure")
 
 
+# ---- what most tables share: the paper's task columns, rows by the spec's variant ---------------------
+# The paper's column headers for its tasks (it abbreviates differently from table to table) -> the task
+# axis value. Homology columns also select `peptides`, the offline stand-in of the offline counterparts.
+TASK_COLUMNS: dict[str, Any] = {
+    "Bit Memory": "bit_memory", "Memory": "bit_memory", "XOR": "bit_xor", "ListOps": "listops", "MNIST": "mnist",
+    "CIFAR-10": "cifar10", "C10": "cifar10", "C10 LRA": "cifar10_lra", "Homology": AnyOf("remote_homology", "peptides"),
+}
+
+
+def task_columns(*labels: str) -> tuple[Column, ...]:
+    """The task columns under the paper's own headers, in its order: `task_columns("Memory", "XOR", ...)`."""
+    unknown = [label for label in labels if label not in TASK_COLUMNS]
+    if unknown:
+        raise FptlabError(f"task_columns: unknown header(s) {unknown}; known: {', '.join(TASK_COLUMNS)}.")
+    return tuple(Column(label, {"task": TASK_COLUMNS[label]}) for label in labels)
+
+
+def variant_rows(*pairs: tuple[str, str]) -> tuple[Row, ...]:
+    """Rows by the spec's `variant` axis: `variant_rows(("FPT", "fpt"), ("Random", "random"))`."""
+    return tuple(Row(label, {"variant": variant}) for label, variant in pairs)
+
+
 # ---- the paper's numbers, transcribed ---------------------------------------------------------------
 _SCALE = {"K": 1e3, "M": 1e6, "B": 1e9}
 
