@@ -174,11 +174,11 @@ def _names(what: str) -> list[str]:
 
 
 def _register_sweep_commands() -> None:
-    from fptlab.cli_report import register as register_report
-    from fptlab.cli_sweep import register
+    from fptlab import cli_export, cli_report, cli_sweep
 
-    register(app)
-    register_report(app)
+    cli_sweep.register(app)
+    cli_export.register(app)
+    cli_report.register(app)
 
 
 _register_sweep_commands()

@@ -4,7 +4,7 @@ numbers. Registered on the main Typer app by fptlab.cli; heavy imports stay insi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,6 +12,7 @@ from fptlab.cli_common import DbOpt, existing_store, user_errors
 
 FORMATS = ("terminal", "md", "csv", "latex", "html")
 _SUFFIX_FORMAT = {".md": "md", ".csv": "csv", ".tex": "latex", ".html": "html", ".htm": "html"}
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")  # --out FIG.png: one figure's image file
 
 
 def report(
@@ -20,7 +21,7 @@ def report(
     figure: Annotated[list[int] | None, typer.Option("--figure", "-f", help="Paper figure number (repeatable).")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every table and figure.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="terminal | md | csv | latex | html (default: from --out's suffix, else terminal).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout (figures go beside it as PNG and SVG).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout (figures go beside it as PNG and SVG); FIG.png / .svg / .pdf writes one figure's image.")] = None,
     db: DbOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Report the offline counterparts (experiments/offline/), MiniLM and offline data.")] = False,
     experiments: Annotated[Path | None, typer.Option("--experiments", help="Folder of sweep specs (default: ./experiments, else the checkout's).")] = None,
@@ -47,8 +48,11 @@ def _report(names: list[str], tables: list[int], figures: list[int], everything:
         from fptlab.cli_checks import existing_folder_or_absent
 
         existing_folder_or_absent("--data-dir", data_dir)
-    fmt = _format_of(fmt, out)
     keys = select_keys([str(n) for n in tables], [str(n) for n in figures], names, everything)
+    if fmt is None and out is not None and out.suffix.lower() in IMAGE_SUFFIXES:
+        _image(keys, out, db, ReportOptions(db_url=db, offline=offline, experiments=experiments, storage=storage, data_dir=data_dir))
+        return
+    fmt = _format_of(fmt, out)
     store = existing_store(db)
     wants_files = fmt != "html" and (out is not None or figures_dir is not None or any(k.startswith("figure") for k in keys))
     options = ReportOptions(db_url=db, offline=offline, experiments=experiments, curves=curves, plots=fmt == "html" or wants_files,
@@ -71,6 +75,31 @@ def _report(names: list[str], tables: list[int], figures: list[int], everything:
         raise FptlabError(f"{len(failed)} item(s) of the report could not be built (the report says so where they stand): {what}")
 
 
+def _image(keys: list[str], out: Path, db: str | None, options: Any) -> None:
+    """`--out FIG.png` (.svg, .pdf): one figure drawn to that file (a figure of several panels: the first
+    to FIG.png, the next to FIG-2.png, ...), its notes on the terminal."""
+    from fptlab.errors import FptlabError
+    from fptlab.escape import for_terminal
+    from fptlab.report.engine import make_report
+
+    tables = [k for k in keys if not k.startswith("figure")]
+    if tables or len(keys) != 1:
+        what = f"{', '.join(tables)} is a table" if tables else f"{len(keys)} items were asked for"
+        raise FptlabError(f"--out {out}: an image file holds one figure, but {what}. Tables go to --out FILE.md, .csv, .tex "
+                          f"or .html (or --format md|csv|latex|html); a figure to .png, .svg or .pdf, one --figure N at a time.")
+    [item] = make_report(keys, existing_store(db), options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for i, (caption, fig) in enumerate(item.figures, start=1):
+        path = out if i == 1 else out.with_name(f"{out.stem}-{i}{out.suffix}")
+        fig.savefig(path, format=out.suffix.lower().lstrip("."), dpi=110, metadata={"Date": None} if out.suffix.lower() == ".svg" else None)
+        typer.echo(for_terminal(f"{item.key}: {caption} -> {path}"), err=True)
+    for note in [*item.notes, item.provenance]:
+        if note:
+            typer.echo(for_terminal(note), err=True)
+    if item.error:
+        raise FptlabError(f"{item.key}: {item.error}")
+
+
 def _format_of(fmt: str | None, out: Path | None) -> str:
     """--format, else the one --out's suffix names, else terminal."""
     from fptlab.errors import FptlabError
@@ -88,7 +117,8 @@ def _format_of(fmt: str | None, out: Path | None) -> str:
     if out.suffix.lower() not in _SUFFIX_FORMAT:
         raise FptlabError(
             f"--out {out}: cannot tell the format from the suffix '{out.suffix}'. Use one of "
-            f"{', '.join(sorted(_SUFFIX_FORMAT))}, or say it with --format ({', '.join(FORMATS[1:])})."
+            f"{', '.join(sorted(_SUFFIX_FORMAT))} (or {', '.join(IMAGE_SUFFIXES)} for one figure), or say it with --format "
+            f"({', '.join(FORMATS[1:])})."
         )
     return _SUFFIX_FORMAT[out.suffix.lower()]
 

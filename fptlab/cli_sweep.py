@@ -1,4 +1,4 @@
-"""Sweep and store commands: `fptlab sweep`, `status`, `trials`, `export`, `db upgrade|check`.
+"""Sweep and store commands: `fptlab sweep`, `status`, `trials`, `db upgrade|check`.
 Registered on the main Typer app by fptlab.cli; heavy imports stay inside the commands."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from fptlab.cli_common import DbOpt, existing_store, required_store, say, user_e
 from fptlab.store.models import DONE
 
 SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (TOML), e.g. experiments/smoke.toml.")]
-EXPORT_FORMATS = ("csv", "parquet")
 
 
 def sweep(
@@ -238,61 +237,6 @@ def trials(
                     f"seed={r['seed']!s:<3} acc={acc_text}", err=False)
 
 
-def export(
-    out: Annotated[Path, typer.Option("--out", help="Output file (default: fptlab-trials.csv / .parquet).")] = None,  # type: ignore[assignment]
-    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
-    curves: Annotated[bool, typer.Option("--curves", help="Export per-step curves (long form) instead of one row per trial.")] = False,
-    experiment: Annotated[str | None, typer.Option("--experiment", help="Only this experiment's trials.")] = None,
-    db: DbOpt = None,
-) -> None:
-    """Export trials (config columns flattened, final results) or curves to CSV or Parquet."""
-    with user_errors():
-        from fptlab.cli_checks import output_file, write_atomically
-        from fptlab.errors import FptlabError
-        from fptlab.registry import did_you_mean
-        from fptlab.store.results import curves_frame, trials_frame
-
-        fmt = fmt.lower()
-        if fmt not in EXPORT_FORMATS:
-            raise FptlabError(f"Unknown export format '{fmt}'.{did_you_mean(fmt, list(EXPORT_FORMATS))} Available: {', '.join(EXPORT_FORMATS)}.")
-        path = out or Path(f"fptlab-{'curves' if curves else 'trials'}.{fmt}")
-        output_file("--out", path)
-        if fmt == "parquet":
-            _require_parquet()
-        store = required_store(db)
-        frame = trials_frame(store, experiment=experiment)
-        if curves:
-            frame = curves_frame(store, list(frame["config_hash"]) if experiment else None)
-        if fmt == "csv":
-            frame = csv_safe(frame)
-        write_atomically(path, lambda tmp: frame.to_csv(tmp, index=False) if fmt == "csv" else frame.to_parquet(tmp, index=False))
-        typer.echo(f"wrote {len(frame)} rows to {path}")
-
-
-def csv_safe(frame: Any) -> Any:
-    """The frame with every text cell and column name a spreadsheet would run as a formula neutralised
-    (`fptlab.escape.for_csv`); numbers stay numbers."""
-    from pandas.api.types import is_numeric_dtype
-
-    from fptlab.escape import for_csv
-
-    out = frame.copy()
-    for column in out.columns:
-        if not is_numeric_dtype(out[column]):  # object and string columns (pandas 3 names text "str")
-            out[column] = out[column].map(for_csv)
-    out.columns = [for_csv(str(c)) for c in out.columns]
-    return out
-
-
-def _require_parquet() -> None:
-    import importlib.util
-
-    from fptlab.errors import FptlabError
-
-    if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
-        raise FptlabError("--format parquet needs pyarrow, which is not installed: pip install pyarrow, or use --format csv.")
-
-
 db_app = typer.Typer(help="Database schema: upgrade to the current version, or check it.", no_args_is_help=True)
 
 
@@ -326,5 +270,4 @@ def register(app: typer.Typer) -> None:
     app.command()(sweep)
     app.command()(status)
     app.command()(trials)
-    app.command()(export)
     app.add_typer(db_app, name="db")
