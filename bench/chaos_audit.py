@@ -166,7 +166,7 @@ def try_snapshot(url: str) -> Snapshot | None:
 
 def reported_rows(storage: Path, exclude: Iterable[Path] = ()) -> Iterator[tuple[str, str, int, float]]:
     """Every (hash, key, step, value) a worker reported, from Tune's result.json files under `storage`."""
-    from fptlab.sinks import decode_float
+    from fptlab.sinks import from_jsonable
 
     skip = {Path(p) for p in exclude}
     for path in sorted((storage / "tune").glob("*/*/result.json")):
@@ -177,7 +177,7 @@ def reported_rows(storage: Path, exclude: Iterable[Path] = ()) -> Iterator[tuple
                 record = json.loads(line)
                 config_hash = record["config"]["config_hash"]
                 for step, key, value in record.get("fpt_rows") or ():
-                    yield config_hash, key, int(step), float(decode_float(value))
+                    yield config_hash, key, int(step), float(from_jsonable(value))
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut by a kill, or not a report of ours
 

@@ -357,9 +357,13 @@ def _set_verdict(cell: CellResult, seeds: list[Any], verdict: convergence.Verdic
     return verdict
 
 
+def row_reference_text(reference: convergence.Verdict | None) -> str:
+    return "its reference row has no runs" if reference is None else "its reference row has no converged level"
+
+
 def _set_level_steps(cell: CellResult, seeds: list[Any], reference: convergence.Verdict | None) -> None:
     if reference is None or reference.kind != "converged":
-        cell.verdict = "no level (the reference row did not converge)"
+        cell.verdict = f"— ({row_reference_text(reference)})"
         return
     steps, censored = convergence.steps_to_level(seeds, reference.level)
     cell.values, cell.censored = [steps], censored

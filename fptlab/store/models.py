@@ -21,8 +21,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 VERSION_TABLE = "fptlab_alembic_version"  # our own, so a database shared with other Alembic users is fine
 # A trial's status, one meaning each. DONE: finished for good (a sweep skips it, a report counts it).
 # RETRIED: ended without a result, so a sweep claims it again. ENDED: what a run can end as.
-STATUSES = ("queued", "running", "completed", "failed", "diverged", "interrupted")
-DONE = ("completed", "diverged")
+# PRUNED: stopped at a rung by a tuned comparison's successive halving (`fptlab.sweep.halving`): done,
+# its curve kept, no final accuracy.
+PRUNED = "pruned"
+STATUSES = ("queued", "running", "completed", "failed", "diverged", "interrupted", PRUNED)
+DONE = ("completed", "diverged", PRUNED)
 RETRIED = ("failed", "interrupted")
 ENDED = DONE + RETRIED
 VALUE_KINDS = ("finite", "nan", "inf", "-inf")

@@ -125,7 +125,7 @@ def test_interrupted_trials_stay_claimable_whatever_their_attempts(store: Store)
 def test_finish_and_release_validate_status(store: Store) -> None:
     (h,) = add_cells(store, 1)
     take(store, h)
-    with pytest.raises(StoreError, match="expected one of completed, failed"):
+    with pytest.raises(StoreError, match="expected one of completed, diverged, pruned, failed, interrupted"):
         store.finish(h, "A", "done")
     with pytest.raises(StoreError, match="max_attempts must be >= 1"):
         take(store, h, max_attempts=0)
