@@ -32,6 +32,7 @@ def sweep(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Give failed cells whose retries are used up a fresh set of attempts.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells, which are already done and which cannot run here (data or weights missing, and how to get them); run nothing, write nothing.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress view on stderr.")] = True,
+    tune_values: Annotated[str | None, typer.Option("--tune-values", help="A tuned spec: replace its [tune] candidates with these comma-separated numbers (e.g. to widen a range whose edge the report flags).")] = None,
 ) -> None:
     """Run every cell of a TOML grid as Ray Tune trials, recording into the database. Re-running
     skips finished cells and retries failed ones; a grown spec runs only its new cells. If any cell
@@ -55,13 +56,32 @@ def sweep(
         store = _sweep_store(db, db_outage)
         check_db(store.url, "read-optional" if dry_run else "write")
         spec_file(spec)
-        loaded = load_spec(spec)
+        loaded = load_spec(spec, tune_values=_numbers("--tune-values", tune_values))
         prepared = prepare_cells(loaded, data_dir)  # before any database exists: a bad cell writes nothing
         if dry_run:
             _print_plan(loaded, prepared, db)
             return
         cells = prepared.require_runnable(loaded.origin)  # nor does a cell whose data or weights are not here
         _run(loaded, cells, store, opts, progress, retry_failed)
+
+
+def _numbers(option: str, text: str | None) -> list[float] | None:
+    """"1e-4,3e-4,1e-3" -> [0.0001, 0.0003, 0.001]; the spec checks them as candidates."""
+    from fptlab.errors import FptlabError
+
+    if text is None:
+        return None
+    out = []
+    for part in text.split(","):
+        try:
+            value = float(part.strip())
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise FptlabError(f"{option}: {part.strip()!r} is not a finite number; give comma-separated numbers, e.g. "
+                              f"{option} 1e-4,3e-4,1e-3.")
+        out.append(int(value) if value.is_integer() and "." not in part and "e" not in part.lower() else value)
+    return out
 
 
 def _sweep_store(db: str | None, outage: float | None) -> Any:

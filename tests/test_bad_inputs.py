@@ -73,6 +73,25 @@ BROKEN_SPECS = {
     "present-empty-grid.toml": HEAD + "[grid]\n",
     "long-value.toml": HEAD + 'steps = "' + "x" * 1_000_000 + '"\n',
     "long-key.toml": HEAD + "k" * 1_000_000 + " = 1\n",
+    # [tune]: refused before anything runs, naming the value
+    "tune-untunable.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"train\"\nvalues = [1, 2]\n",
+    "tune-unknown-key.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"lrate\"\nvalues = [1e-3, 1e-4]\n",
+    "tune-seed.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"seed\"\nvalues = [0, 1]\n",
+    "tune-empty-values.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"lr\"\nvalues = []\n",
+    "tune-one-value.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"lr\"\nvalues = [1e-3]\n",
+    "tune-low-above-high.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"lr\"\nrange = { low = 1e-2, high = 1e-4, count = 3 }\n",
+    "tune-count-one.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"lr\"\nrange = { low = 1e-4, high = 1e-2, count = 1 }\n",
+    "tune-log-zero.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"lr\"\nrange = { low = 0, high = 1e-2, count = 3 }\n",
+    "tune-metric.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"lr\"\nvalues = [1e-3, 1e-4]\nmetric = \"test_accuracy\"\n",
+    "tune-no-validation.toml": HEAD + "[tune]\nkey = \"lr\"\nvalues = [1e-3, 1e-4]\n",
+    "tune-both-values-and-range.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"lr\"\nvalues = [1e-3, 1e-4]\n"
+                                       "range = { low = 1e-4, high = 1e-2, count = 3 }\n",
+    "tune-also-an-axis.toml": HEAD + "val_fraction = 0.2\n[grid]\nlr = [1e-3]\n[tune]\nkey = \"lr\"\nvalues = [1e-3, 1e-4]\n",
+    "tune-rung-past-end.toml": HEAD + "val_fraction = 0.2\nsteps = 20\neval_every = 5\n[tune]\nkey = \"lr\"\nvalues = [1e-3, 1e-4]\n"
+                               "halving = { eta = 3, rungs = [20] }\n",
+    "tune-rung-not-an-eval.toml": HEAD + "val_fraction = 0.2\nsteps = 20\neval_every = 5\n[tune]\nkey = \"lr\"\nvalues = [1e-3, 1e-4]\n"
+                                  "halving = { eta = 3, rungs = [7] }\n",
+    "tune-eta-one.toml": HEAD + "val_fraction = 0.2\n[tune]\nkey = \"lr\"\nvalues = [1e-3, 1e-4]\nhalving = { eta = 1, rungs = [0.5] }\n",
 }
 
 
@@ -136,6 +155,24 @@ CASES = [
     case("sweep-spec-missing", "sweep", "nothere.toml", "--db", DB, says=("nothere.toml", "not found")),
     case("sweep-spec-is-a-folder", "sweep", "specs", "--db", DB, says=("specs is a folder",)),
     case("sweep-spec-not-toml", "sweep", "specs/not-toml.toml", "--db", DB, says=("specs/not-toml.toml", "not valid TOML")),
+    # ---- fptlab sweep: tuned comparisons ([tune], --tune-values) --------------------------------
+    case("tune-untunable-key", "sweep", "specs/tune-untunable.toml", "--db", DB, says=("tune.key", "'train' is not numeric")),
+    case("tune-unknown-key", "sweep", "specs/tune-unknown-key.toml", "--db", DB, says=("tune.key", "'lrate' is not a config key")),
+    case("tune-the-seed", "sweep", "specs/tune-seed.toml", "--db", DB, says=("tune.key", "'seed' cannot be tuned")),
+    case("tune-empty-values", "sweep", "specs/tune-empty-values.toml", "--db", DB, says=("tune.values", "non-empty list", "[]")),
+    case("tune-one-value", "sweep", "specs/tune-one-value.toml", "--db", DB, says=("tune.values", "at least 2 candidates, got 1")),
+    case("tune-low-above-high", "sweep", "specs/tune-low-above-high.toml", "--db", DB, says=("tune.range", "low (0.01) must be below high (0.0001)")),
+    case("tune-count-one", "sweep", "specs/tune-count-one.toml", "--db", DB, says=("tune.range.count", "at least 2", "got 1")),
+    case("tune-log-range-from-zero", "sweep", "specs/tune-log-zero.toml", "--db", DB, says=("tune.range.low", "low > 0, got 0", "log = false")),
+    case("tune-metric-not-recorded", "sweep", "specs/tune-metric.toml", "--db", DB, says=("tune.metric", "'test_accuracy'", "val_accuracy")),
+    case("tune-without-validation", "sweep", "specs/tune-no-validation.toml", "--db", DB, says=("tune", "val_fraction", "never reads the test split")),
+    case("tune-values-and-range", "sweep", "specs/tune-both-values-and-range.toml", "--db", DB, says=("tune", "one of the two")),
+    case("tune-key-also-an-axis", "sweep", "specs/tune-also-an-axis.toml", "--db", DB, says=("'lr' is already an axis at grid.lr",)),
+    case("tune-rung-past-the-end", "sweep", "specs/tune-rung-past-end.toml", "--db", DB, says=("tune.halving.rungs", "last rung (20)", "20 steps")),
+    case("tune-rung-not-an-evaluation", "sweep", "specs/tune-rung-not-an-eval.toml", "--db", DB, says=("tune.halving.rungs", "eval_every = 5", "[7]")),
+    case("tune-eta-one", "sweep", "specs/tune-eta-one.toml", "--db", DB, says=("tune.halving.eta", ">= 2", "got 1")),
+    case("tune-values-without-a-tune-table", *SWEEP, "--tune-values", "1e-3,1e-4", says=("--tune-values", "has none")),
+    case("tune-values-not-numbers", *SWEEP, "--tune-values", "1e-3,fast", says=("--tune-values", "'fast' is not a finite number")),
     case("sweep-spec-binary", "sweep", "specs/binary.toml", "--db", DB, says=("specs/binary.toml", "cannot read")),
     case("sweep-spec-empty", "sweep", "specs/empty.toml", "--db", DB, says=("specs/empty.toml", "[experiment]")),
     case("sweep-spec-unknown-key", "sweep", "specs/unknown-key.toml", "--db", DB, says=("'lrr'", "Did you mean 'lr'?")),

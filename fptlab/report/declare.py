@@ -86,6 +86,8 @@ class Table:
     notes: tuple[str, ...] = ()
     post: Callable[[Any], None] | None = None
     curves: bool = False  # draw convergence curves for every column in full reports
+    tuned: bool = False  # a tuned comparison: its spec has a [tune] table; each arm at its own best value (`fptlab.report.tuned`)
+    offline_only: bool = False  # its spec exists only as experiments/offline/<spec>.toml (read with or without --offline)
     kind: str = "table"
 
     @property

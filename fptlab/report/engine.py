@@ -93,7 +93,7 @@ class FigureContext:
             item = catalog.get(key)
             cells = _cells(item, self.options, self.store, self.cache)
             snap = Snapshot.read(self.store, [c.hash for c in cells.cells]) if cells is not None else self.snap
-            self.tables[key] = build_table(item, cells, snap, db_url=self.options.db_url)
+            self.tables[key] = build(item, cells, snap, db_url=self.options.db_url)
         return self.tables[key]
 
 
@@ -144,6 +144,10 @@ def _cells(item: Any, options: ReportOptions, store: Any, cache: dict) -> SpecCe
     name = item.spec_name
     if name is None:
         return None
+    if getattr(item, "offline_only", False) and not options.offline:
+        from dataclasses import replace
+
+        options = replace(options, offline=True)
     key = (name, options.offline)
     if key not in cache:
         from fptlab.report.membership import StoredIndex
@@ -168,14 +172,27 @@ def _table(item: Table, cells: SpecCells | None, snap: Snapshot, options: Report
 
     if cells is None and item.spec_name is not None:
         return Rendered(item.key, "table", f"Table {item.number}: {item.title}", notes=notes)
-    result = build_table(item, cells, snap, db_url=options.db_url)
+    result = build(item, cells, snap, db_url=options.db_url)
     tables[item.key] = result
     rendered = Rendered(item.key, "table", result.title, result, notes=notes, provenance=provenance_line(result))
     if options.plots:
         from fptlab.report import plots
 
         rendered.figures.extend(plots.table_figures(result, snap, curves=options.curves or item.curves))
+        if item.tuned:
+            from fptlab.report.tuned import sensitivity_figures
+
+            rendered.figures.extend(sensitivity_figures(result))
     return rendered
+
+
+def build(item: Table, cells: SpecCells | None, snap: Snapshot, *, db_url: str | None = None) -> TableResult:
+    """A table's result: a tuned comparison's (`fptlab.report.tuned`) or any other's (`build_table`)."""
+    if item.tuned:
+        from fptlab.report.tuned import build_tuned
+
+        return build_tuned(item, cells, snap, db_url=db_url)
+    return build_table(item, cells, snap, db_url=db_url)
 
 
 def _figure(item: Figure, cells: SpecCells | None, snap: Snapshot, options: ReportOptions, notes: list[str],

@@ -279,6 +279,46 @@ def convergence(curves: pd.DataFrame, *, title: str, ylabel: str = "test accurac
     return fig
 
 
+def sensitivity(series: Sequence[tuple[str, Sequence[tuple[float, float, float, float, bool]], float | None, float | None]], *,
+                title: str, xlabel: str = "lr", log: bool = True, ylabel: str = "validation accuracy (%)") -> Figure:
+    """A tuned comparison, one task: per arm, validation accuracy (mean over seeds, min–max band) against
+    the tuned value; ★ marks the selected value, ○ the fixed one, × a value cut by successive halving.
+    `series`: (arm label, [(value, mean, low, high, cut)], selected, fixed)."""
+    drawn = [(label, [p for p in points if np.isfinite(p[0]) and np.isfinite(p[1]) and (p[0] > 0 or not log)], sel, fixed)
+             for label, points, sel, fixed in series]
+    drawn = [d for d in drawn if d[1]]
+    if not drawn:
+        return _note(title)
+    fig = _figure()
+    ax = fig.add_subplot()
+    for i, (label, points, selected, fixed) in enumerate(drawn):
+        xs = np.array([p[0] for p in points])
+        mean, low, high = (np.array([p[k] for p in points]) for k in (1, 2, 3))
+        color = _color(i)
+        ax.plot(xs, mean, color=color, linewidth=1.6, marker=".", label=label)
+        ax.fill_between(xs, low, high, color=color, alpha=0.18, linewidth=0)
+        for x, y, _lo, _hi, cut in points:
+            if cut:
+                ax.plot([x], [y], marker="x", color=color, markersize=8, linestyle="none")
+            if selected is not None and np.isclose(x, selected):
+                ax.plot([x], [y], marker="*", color=color, markersize=15, markeredgecolor="black", linestyle="none")
+            if fixed is not None and np.isclose(x, fixed):
+                ax.plot([x], [y], marker="o", markerfacecolor="none", color=color, markersize=12, linestyle="none")
+    if log:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(True, color="0.92")
+    handles, labels = ax.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    handles += [Line2D([], [], marker="*", color="0.3", markeredgecolor="black", markersize=12, linestyle="none"),
+                Line2D([], [], marker="o", markerfacecolor="none", color="0.3", markersize=10, linestyle="none"),
+                Patch(color="0.6", alpha=0.4, linewidth=0)]
+    labels += ["selected (best mean validation)", "fixed (untuned)", "band: min–max over seeds"]
+    ax.legend(handles, labels, loc="best", fontsize=8, framealpha=0.9)
+    return fig
+
+
 # ---------------------------------------------------------------- all cells
 
 

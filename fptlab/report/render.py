@@ -50,8 +50,9 @@ def comparison_lines(result: TableResult) -> list[str]:
         d = comp.result
         unit = "pts" if result.cells[(comp.a, comp.column)].unit == "%" else ""
         ci = "" if math.isnan(d.low) else f" [95% CI {d.low:+.1f}, {d.high:+.1f}]"
+        adjusted = "" if math.isnan(comp.adjusted) else f", adj. p {_p(comp.adjusted)}"
         out.append(
-            f"{comp.a} − {comp.b}, {comp.column}: {d.diff:+.1f} {unit}{ci}, Welch p {_p(d.p)} (n = {d.n_a}, {d.n_b})".replace("  ", " ")
+            f"{comp.a} − {comp.b}, {comp.column}: {d.diff:+.1f} {unit}{ci}, Welch p {_p(d.p)}{adjusted} (n = {d.n_a}, {d.n_b})".replace("  ", " ")
         )
     return out
 
@@ -61,16 +62,18 @@ def comparison_grid(result: TableResult, sep: str = " ") -> tuple[list[str], lis
     read "+9.0 [+4.2, +13.8] p = 0.008", parts joined by `sep` (empty where a side has no values)."""
     columns = [c.label for c in result.table.columns if any(comp.column == c.label for comp in result.comparisons)]
     pairs = list(dict.fromkeys((comp.a, comp.b) for comp in result.comparisons))
-    by = {(comp.a, comp.b, comp.column): comp.result for comp in result.comparisons}
+    by = {(comp.a, comp.b, comp.column): comp for comp in result.comparisons}
     rows = []
     for a, b in pairs:
         cells = []
         for column in columns:
-            d = by.get((a, b, column))
-            if d is None:
+            comp = by.get((a, b, column))
+            if comp is None:
                 cells.append("")
                 continue
-            parts = [f"{d.diff:+.1f}", "" if math.isnan(d.low) else f"[{d.low:+.1f}, {d.high:+.1f}]", f"p {_p(d.p)}"]
+            d = comp.result
+            parts = [f"{d.diff:+.1f}", "" if math.isnan(d.low) else f"[{d.low:+.1f}, {d.high:+.1f}]", f"p {_p(d.p)}",
+                     "" if math.isnan(comp.adjusted) else f"adj. p {_p(comp.adjusted)}"]
             cells.append(sep.join(p for p in parts if p))
         rows.append((f"{a} − {b}", cells))
     return columns, rows
@@ -272,6 +275,7 @@ def csv_rows(result: TableResult) -> list[dict[str, Any]]:
             "censored": cell.censored, "paper": cell.paper.value if cell.paper else "", "paper_text": cell.paper.text if cell.paper else "",
             "difference": _num(cell.difference()), "statuses": ";".join(f"{k}={v}" for k, v in sorted(cell.statuses.items())),
             "config_hashes": ";".join(cell.hashes), "offline": result.provenance.offline,
+            "note": cell.tag.strip(" ·"),
         })
     return rows
 

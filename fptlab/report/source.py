@@ -28,6 +28,7 @@ class SpecCell:
     hash: str
     labels: dict[str, Any]
     values: dict[str, Any]  # flattened resolved config ("lr", "model.depth", "listops.source", ...)
+    fixed: Any = None  # a tuned spec's cell: the tuned key's value without tuning (`fptlab.sweep.grid.Spec.fixed`)
 
     def get(self, key: str) -> Any:
         """An axis label if the cell has it, else a config value (dotted keys for sections)."""
@@ -46,6 +47,7 @@ class SpecCells:
     spec_hash: str = ""
     unresolved: list[str] = field(default_factory=list)  # cells never swept that cannot resolve their data source here
     notes: list[str] = field(default_factory=list)  # what a table reading these cells should say (a changed spec)
+    tune: Any = None  # a tuned spec's [tune] declaration (`fptlab.sweep.tuning.TuneDecl`)
 
     def select(self, where: Mapping[str, Any]) -> list[SpecCell]:
         return [c for c in self.cells if all(_same(c.get(k), v) for k, v in where.items())]
@@ -112,13 +114,14 @@ def load_cells(name: str, *, offline: bool, folder: Path | None, store: Any = No
         raise SpecMissing(f"Spec '{name}' not found: {where}, and the database holds no sweep of it.")
     index = index if index is not None else StoredIndex.of(store)
     linked = store.experiment_hashes(experiment) if swept is not None else set()
-    out = SpecCells(name, str(path) if on_disk is not None else None, offline, [], (swept or on_disk).hash)
+    out = SpecCells(name, str(path) if on_disk is not None else None, offline, [], (swept or on_disk).hash,
+                    tune=(swept or on_disk).tune)
     if problem:
         out.notes.append(problem)
     seen: set[str] = set()
     for spec in (s for s in (swept, on_disk) if s is not None):
         for cell in spec.cells:
-            _add_cell(out, cell, index, linked, data_dir, seen)
+            _add_cell(out, cell, index, linked, data_dir, seen, spec.fixed.get(cell.hash))
     if swept is not None and on_disk is not None and swept.hash != on_disk.hash:
         out.notes.append(f"{path} differs from the spec swept into the database as '{experiment}' (spec hash {swept.hash}, "
                          f"the file's {on_disk.hash}): the table shows what was swept; cells only in the file are listed as "
@@ -126,7 +129,8 @@ def load_cells(name: str, *, offline: bool, folder: Path | None, store: Any = No
     return out
 
 
-def _add_cell(out: SpecCells, cell: Any, index: Any, linked: set[str], data_dir: Path | None, seen: set[str]) -> None:
+def _add_cell(out: SpecCells, cell: Any, index: Any, linked: set[str], data_dir: Path | None, seen: set[str],
+              fixed: Any = None) -> None:
     """One spec cell: its stored trial (values = the config as swept), else its config as resolved here."""
     from fptlab.report.membership import key_of
 
@@ -140,7 +144,7 @@ def _add_cell(out: SpecCells, cell: Any, index: Any, linked: set[str], data_dir:
     if config_hash in seen or identity in seen:
         return
     seen.update((config_hash, identity))
-    out.cells.append(SpecCell(config_hash, dict(cell.labels), values))
+    out.cells.append(SpecCell(config_hash, dict(cell.labels), values, fixed))
 
 
 def _resolved_here(cell: Any, data_dir: Path | None, out: SpecCells) -> Any:

@@ -166,12 +166,15 @@ def build_tuned(table: Table, cells: Any, snap: Any, *, db_url: str | None = Non
     arms = arms_of(table, cells, snap, key)
     rows = tuple(Row(f"{r.label} · {kind}", r.where) for r in table.rows for kind in (TUNED, FIXED))
     paper = {(f"{r} · {kind}", c): v for (r, c), v in table.paper.items() for kind in (TUNED, FIXED)}
-    shown = replace(table, rows=rows, paper=paper, compare=tuple((f"{a} · {k}", f"{b} · {k}") for a, b in table.compare
+    literature = {(f"{r} · {kind}", c): v for (r, c), v in table.literature.items() for kind in (TUNED, FIXED)}
+    shown = replace(table, rows=rows, paper=paper, literature=literature, compare=tuple((f"{a} · {k}", f"{b} · {k}") for a, b in table.compare
                                                                   for k in (TUNED, FIXED)))
     grid: dict[tuple[str, str], CellResult] = {}
     for (row, column), arm in arms.items():
         grid[(f"{row} · {TUNED}", column)] = _tuned_cell(arm, table, key)
         grid[(f"{row} · {FIXED}", column)] = _fixed_cell(arm, table, key)
+        for kind in (TUNED, FIXED):
+            grid[(f"{row} · {kind}", column)].literature = table.literature.get((row, column))
     offline = bool(cells is not None and cells.offline)
     for cell in grid.values():
         cell.offline = offline

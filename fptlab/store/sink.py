@@ -84,6 +84,16 @@ class StoreSink:
             device=_str_or_none(result.get("device")),
         )
 
+    def prune(self, step: int, best_val_accuracy: float, cutoff: float) -> None:
+        """Successive halving stopped the run at rung `step`: record it `pruned` (done, its curve kept),
+        with its best validation accuracy there and the cut it fell below."""
+        from fptlab.store.models import PRUNED
+
+        self.flush()
+        results = {"steps": float(step), "pruned_at": float(step), "best_val_accuracy": float(best_val_accuracy),
+                   "pruned_cutoff": float(cutoff)}
+        self.applied = self.store.finish(self.config_hash, self.owner, PRUNED, results)
+
     def fail(self, error: str, status: str = "failed") -> None:
         """The run raised: keep what was logged and record the error (status failed or interrupted)."""
         try:

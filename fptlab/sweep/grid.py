@@ -48,6 +48,11 @@ Format
     [variants]
     bit = { init = "pretrained", weights = "source:bit" }   # -> weights = "trial:<the source's hash>"
 
+    [tune]                        # a tuned comparison (`fptlab.sweep.tuning`): its key is one more axis,
+    key = "lr"                    # after every other but the seeds, set over any [[when]]; the report
+    values = [1e-4, 3e-4, 1e-3]   # picks each arm's best on validation. `Spec.fixed` gives each cell
+                                  # the key's value without tuning; that cell is in the spec too.
+
 Semantics
 ---------
 - A cell's keys: [defaults], then its variant's keys, then its axis values, then matching [[when]]
@@ -87,8 +92,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +104,7 @@ from fptlab.errors import ConfigError, FptlabError
 from fptlab.files import not_a_file, read_toml
 from fptlab.sweep.keys import VARIANT, fail
 from fptlab.sweep.parse import SOURCE_PREFIX, Plan, parse
+from fptlab.sweep.tuning import TuneDecl, check_cells
 
 MAX_CELLS = 100_000  # a guard against a typo multiplying axes into millions of cells
 SOURCE = "source"  # the label of a [sources] cell
@@ -134,6 +141,8 @@ class Spec:
     sources: tuple[str, ...] = ()  # every file read, bases first
     excluded: int = 0  # cells dropped by [[exclude]]
     duplicates: int = 0  # cells dropped because an earlier cell had the same config hash
+    tune: TuneDecl | None = None  # a tuned comparison's [tune] (`fptlab.sweep.tuning`)
+    fixed: dict[str, Any] = field(default_factory=dict)  # tuned: cell hash -> the key's value without tuning
 
     @property
     def hashes(self) -> list[str]:
@@ -146,10 +155,13 @@ class Spec:
 
 
 # ---- public entry points ---------------------------------------------------------------------------
-def load_spec(path: str | Path) -> Spec:
-    """Read a spec file (and its bases), check it, and expand it into cells."""
+def load_spec(path: str | Path, *, tune_values: list[float] | None = None) -> Spec:
+    """Read a spec file (and its bases), check it, and expand it into cells. `tune_values` replaces the
+    candidates of its [tune] table (`fptlab sweep --tune-values`: widening a range the report flags)."""
     origin = str(path)
     merged, sources = _load(Path(path), origin, [])
+    if tune_values is not None:
+        merged = _with_candidates(merged, tune_values, origin)
     experiment = merged.pop("experiment", None)
     if isinstance(experiment, Mapping):  # first, as in the file; `base` is resolved now
         merged = {"experiment": {k: v for k, v in experiment.items() if k != "base"}, **merged}
@@ -161,13 +173,23 @@ def spec_from_dict(raw: Mapping[str, Any], *, origin: str = "spec", sources: tup
     plan = parse(raw, origin)
     if plan.base is not None:
         raise fail(origin, "experiment.base", "inheritance needs a file to resolve the path against; use load_spec(path).")
-    cells, excluded, duplicates = _expand(plan, origin)
+    cells, excluded, duplicates, fixed = _expand(plan, origin)
+    if plan.tune is not None:
+        check_cells(plan.tune, [c.config for c in cells], origin)
     canonical = json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=str)
     return Spec(
         name=plan.name, description=plan.description, text=canonical,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16], cells=tuple(cells),
-        origin=origin, sources=sources, excluded=excluded, duplicates=duplicates,
+        origin=origin, sources=sources, excluded=excluded, duplicates=duplicates, tune=plan.tune, fixed=fixed,
     )
+
+
+def _with_candidates(merged: dict[str, Any], values: list[float], origin: str) -> dict[str, Any]:
+    tune = merged.get("tune")
+    if not isinstance(tune, Mapping):
+        raise fail(origin, "tune", "--tune-values replaces the candidates of a [tune] table, and this spec has none.")
+    table = {k: v for k, v in tune.items() if k not in ("values", "range")}
+    return {**merged, "tune": {**table, "values": list(values)}}
 
 
 def expand(spec_dict: Mapping[str, Any], *, origin: str = "spec") -> list[Cell]:
@@ -210,7 +232,7 @@ def _merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---- expansion --------------------------------------------------------------------------------------------
-def _expand(plan: Plan, origin: str) -> tuple[list[Cell], int, int]:
+def _expand(plan: Plan, origin: str) -> tuple[list[Cell], int, int, dict[str, Any]]:
     lengths = [len(group[0].values) for group in plan.groups]
     total = 1
     for n in lengths:
@@ -222,29 +244,53 @@ def _expand(plan: Plan, origin: str) -> tuple[list[Cell], int, int]:
     seen: set[str] = {cell.hash for cell in cells}
     sources = {cell.hash: i for i, cell in enumerate(cells)}  # a grid cell may BE a source's run
     excluded = duplicates = 0
+    fixed: dict[str, Any] = {}  # tuned: every cell's value of the key without tuning
     for choice in itertools.product(*(range(n) for n in lengths)):
         flat, labels = _assign(plan, choice)
-        config = _apply_when(plan, flat, labels, origin, refs)
-        if any(_matches(config, labels, rule) for rule in plan.exclude):
-            excluded += 1
-            continue
-        if config.hash in sources:  # the grid names the source's very run: one trial, the grid's labels
-            cells[sources.pop(config.hash)] = Cell(config, {k: _label(config, labels, k) for k in labels})
-            continue
-        if config.hash in seen:
-            duplicates += 1
-            continue
-        seen.add(config.hash)
-        cells.append(Cell(config, {k: _label(config, labels, k) for k in labels}))
+        points = [(flat, labels, _MISSING, False)]
+        if plan.tune is not None:
+            points = _tuned_points(plan, choice, flat, labels, origin, refs)
+        for flat, labels, untuned, repeats in points:
+            tuned = labels.get(plan.tune.key, _MISSING) if plan.tune is not None else _MISSING
+            config = _apply_when(plan, flat, labels, origin, refs, tuned=tuned)
+            if any(_matches(config, labels, rule) for rule in plan.exclude):
+                excluded += not repeats
+                continue
+            if untuned is not _MISSING:
+                fixed.setdefault(config.hash, untuned)
+            if config.hash in sources:  # the grid names the source's very run: one trial, the grid's labels
+                cells[sources.pop(config.hash)] = Cell(config, {k: _label(config, labels, k) for k in labels})
+                continue
+            if config.hash in seen:
+                duplicates += not repeats  # an arm's fixed cell comes with every candidate: no duplicate
+                continue
+            seen.add(config.hash)
+            cells.append(Cell(config, {k: _label(config, labels, k) for k in labels}))
     if len(cells) == len(refs):
         raise fail(origin, "exclude", f"the exclusions remove all {excluded} cells; nothing would run. Loosen an [[exclude]] entry.")
     used = {c.config.weights for c in cells}
     cells = [c for c in cells if SOURCE not in c.labels or f"{TRIAL_PREFIX}{c.hash}" in used]  # a source no cell uses: not run
-    return cells, excluded, duplicates
+    return cells, excluded, duplicates, fixed
 
 
-def _assign(plan: Plan, choice: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Flat keys (defaults, variant, axis values) and labels for one point of the product."""
+def _tuned_points(plan: Plan, choice: tuple[int, ...], flat: dict[str, Any], labels: dict[str, Any], origin: str,
+                  refs: Mapping[str, str]) -> list[tuple[dict[str, Any], dict[str, Any], Any, bool]]:
+    """A tuned spec's point of the product: its candidate cell, preceded by the arm's cell at its fixed
+    value (the key's value without tuning: defaults, variant, [[when]]) when that is not a candidate.
+    Each as (flat keys, labels, the fixed value, whether it repeats for every candidate)."""
+    assert plan.tune is not None
+    key = plan.tune.key
+    untuned_flat, _ = _assign(plan, choice, skip=key)
+    untuned = _value(_apply_when(plan, untuned_flat, labels, origin, refs), labels, key)
+    points: list[tuple[dict[str, Any], dict[str, Any], Any, bool]] = []
+    if isinstance(untuned, (int, float)) and not any(math.isclose(untuned, v, rel_tol=1e-9) for v in plan.tune.values):
+        points.append(({**flat, key: untuned}, {**labels, key: untuned}, untuned, True))
+    points.append((flat, labels, untuned, False))
+    return points
+
+
+def _assign(plan: Plan, choice: tuple[int, ...], skip: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Flat keys (defaults, variant, axis values but `skip`'s) and labels for one point of the product."""
     flat = dict(plan.defaults)
     labels: dict[str, Any] = {}
     axis_values: dict[str, Any] = {}
@@ -253,7 +299,7 @@ def _assign(plan: Plan, choice: tuple[int, ...]) -> tuple[dict[str, Any], dict[s
             labels[axis.key] = axis.values[i]
             if axis.key == VARIANT:
                 flat.update(plan.variants[axis.values[i]])
-            else:
+            elif axis.key != skip:
                 axis_values[axis.key] = axis.values[i]
     flat.update(axis_values)  # axes over variants (they never share a key) and defaults
     return flat, labels
@@ -272,12 +318,18 @@ def _source_cells(plan: Plan, origin: str) -> list[Cell]:
     return cells
 
 
-def _apply_when(plan: Plan, flat: dict[str, Any], labels: dict[str, Any], origin: str, refs: Mapping[str, str]) -> RunConfig:
+def _apply_when(plan: Plan, flat: dict[str, Any], labels: dict[str, Any], origin: str, refs: Mapping[str, str],
+                tuned: Any = _MISSING) -> RunConfig:
+    """The cell's config after the [[when]] sets; a tuned value is set last, over them."""
+    flat = dict(flat)
     config = _build(flat, labels, origin, refs)
     for match, settings in plan.when:
         if _matches(config, labels, match):
             flat.update(settings)
             config = _build(flat, labels, origin, refs)
+    if tuned is not _MISSING and plan.tune is not None and flat.get(plan.tune.key, _MISSING) != tuned:
+        flat[plan.tune.key] = tuned
+        config = _build(flat, labels, origin, refs)
     return config
 
 

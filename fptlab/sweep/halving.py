@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from fptlab.sinks import from_jsonable
+from fptlab.sweep.trainable import VAL
 from fptlab.sweep.tuning import Halving
-
-VAL = "fpt_val"  # a report's (step, validation accuracy), set by `fptlab.sweep.trainable.TuneSink`
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,9 @@ class Cut:
 class ArmRungs:
     """The halving rule, without Ray: per arm and rung, the values recorded there in arrival order."""
 
-    def __init__(self, halving: Halving, arm_of: Mapping[str, Any], steps_of: Mapping[str, int]) -> None:
+    def __init__(self, halving: Halving, arm_of: Mapping[str, Any], rungs_of: Mapping[str, list[int]]) -> None:
         self.halving = halving
-        self.arm_of, self.steps_of = dict(arm_of), dict(steps_of)
+        self.arm_of, self.rungs_of = dict(arm_of), {h: list(r) for h, r in rungs_of.items()}
         self.records: dict[tuple[Any, int], list[float]] = {}
         self.seen: set[tuple[str, int]] = set()  # (trial, rung) already judged or seeded
         self.best: dict[str, float] = {}
@@ -83,7 +83,7 @@ class ArmRungs:
         return None
 
     def _rungs(self, config_hash: str) -> list[int]:
-        return [r for r in self.halving.rungs if r < self.steps_of.get(config_hash, 0)]
+        return self.rungs_of.get(config_hash, [])
 
 
 class ArmHalving(FIFOScheduler):
@@ -99,14 +99,15 @@ class ArmHalving(FIFOScheduler):
         if not report:
             return TrialScheduler.CONTINUE
         step, value = report
-        cut = self.rungs.report(trial.config["config_hash"], int(step), float(value))
+        cut = self.rungs.report(trial.config["config_hash"], int(step), float(from_jsonable(value)))
         return TrialScheduler.STOP if cut is not None else TrialScheduler.CONTINUE
 
 
 def arm_rungs(decl: Any, cells: list[Any], store: Any) -> ArmRungs:
     """The halving state of a tuned sweep: every cell's arm and length, seeded with the validation
     curves the store already holds for them (a resumed sweep)."""
-    rungs = ArmRungs(decl.halving, {c.hash: decl.arm(c.labels) for c in cells}, {c.hash: c.config.steps for c in cells})
+    rungs = ArmRungs(decl.halving, {c.hash: decl.arm(c.labels) for c in cells},
+                     {c.hash: decl.halving.steps_of(c.config.steps, c.config.eval_every) for c in cells})
     curves: dict[str, list[tuple[int, float]]] = {}
     for config_hash, _key, step, value in store.curves([c.hash for c in cells], ["val_accuracy"]):
         curves.setdefault(config_hash, []).append((step, value))

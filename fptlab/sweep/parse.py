@@ -14,8 +14,9 @@ from typing import Any
 
 from fptlab.escape import quoted
 from fptlab.sweep.keys import VARIANT, check_axis, check_choices, check_table, check_value, fail, spec_entries, unknown_key
+from fptlab.sweep.tuning import TuneDecl, parse_tune
 
-TABLES = ("experiment", "defaults", "grid", "seeds", "variants", "sources", "zip", "when", "exclude")
+TABLES = ("experiment", "defaults", "grid", "seeds", "variants", "sources", "zip", "when", "exclude", "tune")
 SOURCE_PREFIX = "source:"  # weights = "source:NAME" names the body a [sources.NAME] run saves
 EXPERIMENT_KEYS = ("name", "description", "base")
 WHEN_KEYS = ("match", "set")
@@ -43,6 +44,7 @@ class Plan:
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # runs whose saved bodies cells use
     when: list[tuple[dict[str, list[Any]], dict[str, Any]]] = field(default_factory=list)
     exclude: list[dict[str, list[Any]]] = field(default_factory=list)
+    tune: TuneDecl | None = None  # a tuned comparison: its key is one more axis, after every other but the seeds
 
     def axes(self) -> list[Axis]:
         return [axis for group in self.groups for axis in group]
@@ -64,7 +66,11 @@ def parse(raw: Mapping[str, Any], origin: str, *, partial: bool = False) -> Plan
     zips = [_zip(t, f"zip[{i}]", origin) for i, t in enumerate(_array(raw.get("zip", []), "zip", origin))]
     seeds = [[Axis("seed", "seeds", _seeds(raw["seeds"], origin))]] if "seeds" in raw else []
     implicit = [[Axis(VARIANT, "variants", tuple(plan.variants))]] if plan.variants and not _declares_variant(grid, zips) else []
-    plan.groups = implicit + grid + zips + seeds
+    plan.tune = parse_tune(raw["tune"], origin) if "tune" in raw else None
+    tuned = [[Axis(plan.tune.key, "tune", plan.tune.values)]] if plan.tune is not None else []
+    if plan.tune is not None and plan.tune.seeds:
+        seeds.append([Axis("seed", "tune.seeds", plan.tune.seeds)])  # with top-level seeds too: refused below
+    plan.groups = implicit + grid + zips + tuned + seeds
     plan.when = [_when(t, f"when[{i}]", origin) for i, t in enumerate(_array(raw.get("when", []), "when", origin))]
     plan.exclude = [_exclude(t, f"exclude[{i}]", origin) for i, t in enumerate(_array(raw.get("exclude", []), "exclude", origin))]
     _check_axis_keys(plan, origin)

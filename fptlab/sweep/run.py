@@ -135,8 +135,13 @@ def run_sweep(
             return outcome
         view = SweepView(len(cells), outcome.skipped, enabled=show_progress)
         try:
+            halving = None
+            if getattr(spec, "tune", None) is not None and spec.tune.halving is not None:
+                from fptlab.sweep.halving import arm_rungs
+
+                halving = arm_rungs(spec.tune, cells, store)  # every cell of the arms, seeded from what is stored
             with _sigterm_as_interrupt() as received:
-                outcome.ran, outcome.interrupted = _run_on_ray(ray, store, todo, opts, view)
+                outcome.ran, outcome.interrupted = _run_on_ray(ray, store, todo, opts, view, halving)
             outcome.signal = received[0] if received else None
         finally:
             view.close()
@@ -182,20 +187,26 @@ def known_statuses(store: Any, hashes: list[str]) -> dict[str, str]:
     return store.statuses(hashes)
 
 
-def _run_on_ray(ray: Any, store: Any, todo: list[Cell], opts: SweepOptions, view: Any) -> tuple[dict[str, str], bool]:
+def _run_on_ray(ray: Any, store: Any, todo: list[Cell], opts: SweepOptions, view: Any,
+                halving: Any = None) -> tuple[dict[str, str], bool]:
     owner, host = new_owner_id(), socket.gethostname()
     from ray import tune
 
     from fptlab.sweep.trainable import fpt_trainable
     from fptlab.sweep.tune_glue import ClaimingSearcher, LostTrialStopper, StoreCallback
 
-    callback = StoreCallback(store, owner, opts, view)
+    callback = StoreCallback(store, owner, opts, view, halving)
     searcher = ClaimingSearcher(store, todo, owner, host, opts, view)
+    scheduler = None
+    if halving is not None:
+        from fptlab.sweep.halving import ArmHalving
+
+        scheduler = ArmHalving(halving)
     trainable = tune.with_resources(fpt_trainable, {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, num_samples=len(todo),
+            search_alg=searcher, num_samples=len(todo), scheduler=scheduler,
             max_concurrent_trials=opts.max_concurrent, reuse_actors=True,  # keeps torch imported between trials
         ),
         run_config=tune.RunConfig(

@@ -17,6 +17,7 @@ FLUSH_ROWS = 200
 EVENT = "fpt_event"  # keys of the reported dicts
 ROWS = "fpt_rows"
 PAYLOAD = "fpt_payload"
+VAL = "fpt_val"  # [step, validation accuracy] of the evaluation a report carries: what halving reads
 
 
 class TuneSink:
@@ -25,10 +26,14 @@ class TuneSink:
     def __init__(self, report: Any) -> None:
         self._report = report
         self._rows: list[tuple[int, str, Any]] = []
+        self._val: list[Any] | None = None
 
     def _flush(self, event: str, payload: dict[str, Any] | None = None) -> None:
-        self._report({EVENT: event, ROWS: self._rows, PAYLOAD: payload or {}})
-        self._rows = []
+        report = {EVENT: event, ROWS: self._rows, PAYLOAD: payload or {}}
+        if self._val is not None:
+            report[VAL] = self._val
+        self._report(report)
+        self._rows, self._val = [], None
 
     def start(self, info: dict[str, Any]) -> None:
         self._flush("start", {k: v for k, v in info.items() if k != "config"})
@@ -38,6 +43,8 @@ class TuneSink:
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self._rows.extend((step, key, jsonable_float(float(value))) for key, value in metrics.items())
+        if "val_accuracy" in metrics:
+            self._val = [step, jsonable_float(float(metrics["val_accuracy"]))]
         if "test_accuracy" in metrics or len(self._rows) >= FLUSH_ROWS:
             self._flush("log")
 

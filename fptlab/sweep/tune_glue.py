@@ -17,7 +17,7 @@ from fptlab.checkpoint import CheckpointWarning
 from fptlab.errors import DataNotFoundError, FptlabWarning
 from fptlab.sinks import from_jsonable
 from fptlab.store import StoreSink
-from fptlab.store.models import DONE
+from fptlab.store.models import DONE, PRUNED
 from fptlab.sweep.grid import Cell
 from fptlab.sweep.options import SweepOptions
 from fptlab.sweep.trainable import EVENT, PAYLOAD, ROWS
@@ -162,8 +162,9 @@ class StoreCallback(Callback):
     """Runs in the sweep driver: the single writer of the store for this sweep. Each running trial's
     reports go into that trial's `StoreSink`, the same sink an in-process run writes through."""
 
-    def __init__(self, store: Any, owner: str, opts: SweepOptions, view: Any) -> None:
+    def __init__(self, store: Any, owner: str, opts: SweepOptions, view: Any, halving: Any = None) -> None:
         self.store, self.owner, self.opts, self.view = store, owner, opts, view
+        self.halving = halving  # a tuned sweep's `fptlab.sweep.halving.ArmRungs`: the trials it cut are recorded pruned
         self._last_beat = 0.0
         self.sinks: dict[str, StoreSink] = {}
         self.finished: dict[str, str] = {}
@@ -183,8 +184,8 @@ class StoreCallback(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         config_hash = self._hash(trial)
-        if self._lost(config_hash):
-            return  # a late report of a trial another driver now runs: not ours to record
+        if config_hash in self.finished:
+            return  # a late report of a trial another driver now runs, or one already recorded: not ours to record
         sink = self._sink(config_hash)
         # Rows first: once another driver has taken this cell over, the sink drops our worker's values.
         sink.add_rows([(step, key, from_jsonable(value)) for step, key, value in result.get(ROWS, [])])
@@ -203,6 +204,10 @@ class StoreCallback(Callback):
         elif event == "finish":
             sink.finish(payload)
             self._done(config_hash, payload["status"], payload.get("test_accuracy"))
+        cut = self.halving.cuts.get(config_hash) if self.halving is not None else None
+        if cut is not None and config_hash not in self.finished:  # the scheduler stopped it at this report
+            sink.prune(cut.rung, cut.value, cut.cutoff)
+            self._done(config_hash, PRUNED, None)
         self._beat(trials)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

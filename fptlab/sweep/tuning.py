@@ -6,11 +6,15 @@ value but the seed) its own best value of one numeric config key, chosen on the 
     values = [1e-4, 3e-4, 1e-3]                       # the candidates, or:
     range = { low = 1e-6, high = 1e-2, count = 5 }    # count values, log-spaced (log = false: linear)
     metric = "val_accuracy"                           # what selects (the only one recorded per step)
-    halving = { eta = 3, rungs = [100, 300] }         # optional: successive halving per arm (ASHA)
+    seeds = [0, 1, 2]                                 # optional: the seeds (or top-level seeds = [...])
+    halving = { eta = 3, rungs = [100, 300] }         # optional: successive halving per arm (ASHA); rungs
+                                                      # are steps, or fractions of each cell's steps ([0.25])
 
 The candidates form one more axis of the grid (`key`), so every candidate of every arm is an ordinary
 trial: hashed, stored, resumable, deduplicated (a cell already run at the same config, e.g. at the
-paper's lr, is that same trial). The report selects, per arm, the value whose seeds reach the best
+paper's lr, is that same trial). The tuned value is set last, over any [[when]] that sets the key (the
+paper-base's homology lr 1e-4): that value is the cell's *fixed* one, and the spec also holds each
+arm's cell at its fixed value when it is not a candidate, so the report can show both. The report selects, per arm, the value whose seeds reach the best
 mean validation accuracy at their selected steps, and shows the test accuracy there
 (`fptlab.report.tuned`). With `halving`, a trial of an arm that at a rung (a step count) is not among
 the best 1/eta of its arm's trials that reached that rung is stopped there and recorded `pruned`:
@@ -28,7 +32,7 @@ from typing import Any
 from fptlab.escape import quoted
 from fptlab.sweep.keys import check_axis, fail, key_type
 
-TUNE_KEYS = ("key", "values", "range", "metric", "halving")
+TUNE_KEYS = ("key", "values", "range", "metric", "seeds", "halving")
 RANGE_KEYS = ("low", "high", "count", "log")
 HALVING_KEYS = ("eta", "rungs")
 METRICS = ("val_accuracy",)  # recorded at every evaluation of a run with a validation split
@@ -37,7 +41,19 @@ METRICS = ("val_accuracy",)  # recorded at every evaluation of a run with a vali
 @dataclass(frozen=True)
 class Halving:
     eta: int  # keep the best 1/eta of an arm's trials at each rung
-    rungs: tuple[int, ...]  # the step counts at which an arm's trials are compared
+    rungs: tuple[float, ...]  # where an arm's trials are compared: step counts, or fractions of each cell's steps
+
+    @property
+    def fractions(self) -> bool:
+        return all(isinstance(r, float) for r in self.rungs)
+
+    def steps_of(self, steps: int, eval_every: int) -> list[int]:
+        """The rungs of a cell of `steps` steps evaluated every `eval_every`: step counts as given; a
+        fraction f becomes the last evaluation at or before f x steps (at least the first)."""
+        if not self.fractions:
+            return [int(r) for r in self.rungs if r < steps]
+        out = [max(eval_every, int(f * steps) // eval_every * eval_every) for f in self.rungs]
+        return sorted({r for r in out if r < steps})
 
 
 @dataclass(frozen=True)
@@ -46,7 +62,8 @@ class TuneDecl:
     values: tuple[float, ...]
     metric: str = "val_accuracy"
     halving: Halving | None = None
-    log: bool = True  # how the report's sensitivity figure spaces the axis
+    log: bool = True  # log-spaced candidates: the report's sensitivity figure uses a log axis
+    seeds: tuple[int, ...] = ()  # [tune] seeds = [...], when the seeds are given here
 
     def arm(self, labels: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
         """The arm a cell belongs to: its labels without the tuned key and the seed."""
@@ -77,10 +94,17 @@ def parse_tune(table: Any, origin: str) -> TuneDecl:
     key = table.get("key")
     if not isinstance(key, str) or not key:
         raise fail(origin, "tune.key", f'names the config key to tune, e.g. key = "lr"; got {quoted(key)}.')
+    if key in ("seed", "variant"):
+        raise fail(origin, "tune.key", f"{quoted(key)} cannot be tuned: the seeds are what a tuned value is averaged over, and "
+                   "variants are arms. Tune a numeric config key such as lr.")
     _numeric(key, origin)
     if ("values" in table) == ("range" in table):
         raise fail(origin, "tune", "give the candidates as values = [...] or as range = { low, high, count }, one of the two.")
-    values, log = (_values(table["values"], origin), True) if "values" in table else _range(table["range"], origin)
+    if "values" in table:
+        values = _values(table["values"], origin)
+        log = all(v > 0 for v in values)
+    else:
+        values, log = _range(table["range"], origin)
     values = tuple(check_axis(key, list(values), "tune.values" if "values" in table else "tune.range", origin))
     if len(values) < 2:
         raise fail(origin, "tune.values", f"a tuned comparison needs at least 2 candidates, got {len(values)}.")
@@ -88,7 +112,11 @@ def parse_tune(table: Any, origin: str) -> TuneDecl:
     if metric not in METRICS:
         raise fail(origin, "tune.metric", f"{quoted(metric)} is not recorded at every evaluation; select on one of: {', '.join(METRICS)}.")
     halving = _halving(table["halving"], origin) if "halving" in table else None
-    return TuneDecl(key, values, metric, halving, log)
+    seeds = table.get("seeds", [])
+    if "seeds" in table and not (isinstance(seeds, list) and seeds and all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+        raise fail(origin, "tune.seeds", f"must be a non-empty list of integers >= 0, e.g. seeds = [0, 1, 2]; got {quoted(seeds)}.")
+    return TuneDecl(key, values, metric, halving, log, tuple(seeds))
 
 
 def _numeric(key: str, origin: str) -> None:
@@ -140,9 +168,11 @@ def _halving(spec: Any, origin: str) -> Halving:
     eta, rungs = spec.get("eta", 3), spec.get("rungs")
     if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
         raise fail(origin, "tune.halving.eta", f"must be an integer >= 2 (keep the best 1/eta at each rung), got {quoted(eta)}.")
-    if (not isinstance(rungs, list) or not rungs or not all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in rungs)
-            or sorted(set(rungs)) != rungs):
-        raise fail(origin, "tune.halving.rungs", f"must be increasing step counts > 0, e.g. rungs = [100, 300]; got {quoted(rungs)}.")
+    steps = isinstance(rungs, list) and bool(rungs) and all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in rungs)
+    fractions = isinstance(rungs, list) and bool(rungs) and all(isinstance(r, float) and 0 < r < 1 for r in rungs)
+    if not (steps or fractions) or sorted(set(rungs)) != rungs:
+        raise fail(origin, "tune.halving.rungs", "must be increasing step counts > 0 (rungs = [100, 300]) or increasing fractions "
+                   f"of each cell's steps in (0, 1) (rungs = [0.1, 0.3]); got {quoted(rungs)}.")
     return Halving(eta, tuple(rungs))
 
 
@@ -153,9 +183,11 @@ def check_cells(decl: TuneDecl, configs: list[Any], origin: str) -> None:
         if cfg.val_fraction is None:
             raise fail(origin, "tune", f"selects on {decl.metric}, so every cell needs a validation split: set val_fraction "
                        "(e.g. 0.1) in [defaults]. Selection never reads the test split.")
-        if decl.halving and decl.halving.rungs[-1] >= cfg.steps:
+        if decl.halving is None or decl.halving.fractions:
+            continue
+        if decl.halving.rungs[-1] >= cfg.steps:
             raise fail(origin, "tune.halving.rungs", f"the last rung ({decl.halving.rungs[-1]}) must come before the end of every "
-                       f"run; a cell runs {cfg.steps} steps.")
-        if decl.halving and any(r % cfg.eval_every for r in decl.halving.rungs):
+                       f"run; a cell runs {cfg.steps} steps (or give fractions of each cell's steps, e.g. rungs = [0.25]).")
+        if any(int(r) % cfg.eval_every for r in decl.halving.rungs):
             raise fail(origin, "tune.halving.rungs", f"rungs must be evaluation steps (multiples of eval_every = {cfg.eval_every}) "
                        f"for every cell; got {list(decl.halving.rungs)}.")

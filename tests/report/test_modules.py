@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from fptlab.report import catalog, render
-from fptlab.report.build import build_table
+from fptlab.report.engine import build
 from fptlab.report.declare import Table
-from fptlab.report.engine import ReportOptions, make_report
+from fptlab.report.engine import ReportOptions, make_report  # noqa: I001
 from fptlab.report.html import page
 from fptlab.report.source import Snapshot, load_cells
 from fptlab.store import Store
@@ -31,13 +31,18 @@ def _grid_hashes(cells: object) -> set[str]:
     return {c.hash for c in cells.cells if SOURCE not in c.labels}
 
 
-SETTINGS = [pytest.param(t, False, id=f"{t.key}-paper") for t in TABLES] + [pytest.param(t, True, id=f"{t.key}-offline") for t in OFFLINE]
+SETTINGS = ([pytest.param(t, False, id=f"{t.key}-paper") for t in TABLES if not t.offline_only]
+            + [pytest.param(t, True, id=f"{t.key}-offline") for t in OFFLINE])
+
+
+def _spec_path(table: Table) -> Path:
+    return EXPERIMENTS / ("offline" if table.offline_only else "") / f"{table.spec_name}.toml"
 
 
 @pytest.mark.parametrize(("table", "offline"), SETTINGS)
 def test_cells_select_the_specs_trials(table: Table, offline: bool, data_dir: Path) -> None:
     cells = load_cells(table.spec_name, offline=offline, folder=EXPERIMENTS, data_dir=data_dir)
-    result = build_table(table, cells, Snapshot({}, {}))
+    result = build(table, cells, Snapshot({}, {}))
     used: set[str] = set()
     for (r, c), cell in result.cells.items():
         used.update(cell.hashes)
@@ -54,11 +59,11 @@ def test_renders_from_a_small_database(table: Table, tmp_path: Path, data_dir: P
     url = f"sqlite:///{tmp_path / 'm.db'}"
     store = Store(url)
     store.ensure_schema()
-    cells = load_cells(table.spec_name, offline=False, folder=EXPERIMENTS, data_dir=data_dir)
+    cells = load_cells(table.spec_name, offline=table.offline_only, folder=EXPERIMENTS, data_dir=data_dir)
     from fptlab.sweep import load_spec
     from fptlab.sweep.run import prepare_cells
 
-    prepared = prepare_cells(load_spec(EXPERIMENTS / f"{table.spec_name}.toml"), data_dir)
+    prepared = prepare_cells(load_spec(_spec_path(table)), data_dir)
     register(store, table.spec_name, [c.config for c in prepared.cells])
     rng = random.Random(table.key)
     hashes = sorted(_grid_hashes(cells))
@@ -70,8 +75,8 @@ def test_renders_from_a_small_database(table: Table, tmp_path: Path, data_dir: P
     [out] = make_report([table.key], store, ReportOptions(db_url=url, experiments=EXPERIMENTS, curves=True, data_dir=data_dir))
     result = out.result
     assert any(c.state in ("done", "partial") for c in result.cells.values())
-    assert result.unfinished and result.fill and result.fill[0].startswith("fptlab sweep ")
-    assert render.to_markdown(result).count("\n|") >= len(table.rows) + 1
-    assert len(render.to_csv([result]).splitlines()) == 1 + len(table.rows) * len(table.columns)
+    assert result.unfinished and result.fill and result.fill[0].removeprefix("FPTLAB_OFFLINE=1 ").startswith("fptlab sweep ")
+    assert render.to_markdown(result).count("\n|") >= len(result.table.rows) + 1
+    assert len(render.to_csv([result]).splitlines()) == 1 + len(result.table.rows) * len(table.columns)
     assert r"\begin{tabular}" in render.to_latex(result)
     assert_balanced_html(page([out], title="t", subtitle="s", offline=False))

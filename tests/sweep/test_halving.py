@@ -1,0 +1,98 @@
+"""Successive halving per arm (`fptlab.sweep.halving.ArmRungs`) on synthetic reports whose answer is
+known: the first arrival at a rung always continues; a later one continues only when it is not below
+the (1 - 1/eta) quantile of the earlier ones (Ray Tune's ASHA rule); arms never compare with each
+other; a rung past a cell's end is never applied; a resumed sweep, seeded from the stored curves, cuts
+exactly what an uninterrupted one cut."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fptlab.sweep.halving import ArmRungs
+from fptlab.sweep.tuning import Halving
+
+ARM_A, ARM_B = ("init", "pretrained"), ("init", "random")
+
+
+def rungs(halving: Halving, arms: dict[str, tuple], steps: int = 100, eval_every: int = 10) -> ArmRungs:
+    return ArmRungs(halving, arms, {h: halving.steps_of(steps, eval_every) for h in arms})
+
+
+def run(state: ArmRungs, h: str, curve: list[tuple[int, float]]) -> int | None:
+    """Feed a trial's evaluations in order; the step it was cut at, or None."""
+    for step, value in curve:
+        cut = state.report(h, step, value)
+        if cut is not None:
+            return cut.rung
+    return None
+
+
+def flat(value: float) -> list[tuple[int, float]]:
+    return [(s, value) for s in range(10, 101, 10)]
+
+
+def test_first_arrival_continues_and_a_worse_later_one_is_cut_at_the_rung() -> None:
+    state = rungs(Halving(3, (30,)), {"a": ARM_A, "b": ARM_A, "c": ARM_A})
+    assert run(state, "a", flat(0.5)) is None  # nothing recorded before it
+    assert run(state, "b", flat(0.4)) == 30  # below the only earlier value
+    assert run(state, "c", flat(0.6)) is None
+    assert state.cuts["b"].cutoff == 0.5 and state.cuts["b"].earlier == 1
+
+
+def test_the_cutoff_is_the_asha_quantile_of_the_earlier_arrivals() -> None:
+    earlier = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    arms = {f"t{i}": ARM_A for i in range(len(earlier))} | {"low": ARM_A, "high": ARM_A}
+    state = rungs(Halving(3, (20,)), arms)
+    for i, v in enumerate(earlier):
+        run(state, f"t{i}", [(10, v), (20, v)])
+    cutoff = float(np.percentile(earlier, 100 * (1 - 1 / 3)))
+    assert run(state, "low", [(20, cutoff - 1e-6)]) == 20
+    assert state.cuts["low"].cutoff == cutoff
+    assert run(state, "high", [(20, cutoff)]) is None  # not below: continues
+
+
+def test_the_best_value_so_far_is_judged_not_the_last_one() -> None:
+    state = rungs(Halving(2, (30,)), {"a": ARM_A, "b": ARM_A})
+    run(state, "a", [(10, 0.5), (20, 0.5), (30, 0.5)])
+    assert run(state, "b", [(10, 0.2), (20, 0.7), (30, 0.3)]) is None  # its best by the rung is 0.7
+
+
+def test_arms_never_compare_with_each_other() -> None:
+    state = rungs(Halving(3, (30,)), {"a": ARM_A, "b": ARM_B})
+    run(state, "a", flat(0.9))
+    assert run(state, "b", flat(0.1)) is None  # the first of its own arm
+
+
+def test_a_rung_at_or_past_the_end_of_a_cell_is_never_applied() -> None:
+    halving = Halving(3, (50, 100))
+    assert halving.steps_of(100, 10) == [50]
+    assert Halving(3, (0.25, 0.5)).steps_of(200, 20) == [40, 100]  # fractions: the evaluation at or before
+    assert Halving(3, (0.01,)).steps_of(200, 20) == [20]  # at least the first evaluation
+    state = ArmRungs(halving, {"a": ARM_A, "b": ARM_A}, {"a": [50], "b": [50]})
+    run(state, "a", flat(0.9))
+    assert run(state, "b", [(s, 0.8 if s < 60 else 0.1) for s in range(10, 101, 10)]) == 50
+
+
+def test_a_resumed_sweep_seeded_from_the_store_cuts_what_an_uninterrupted_one_cut() -> None:
+    curves = {"a": flat(0.6), "b": flat(0.7), "c": flat(0.5), "d": flat(0.65), "e": flat(0.3)}
+    arms = {h: ARM_A for h in curves}
+    halving = Halving(2, (30, 60))
+    whole = rungs(halving, arms)
+    cut_whole = {h: run(whole, h, curve) for h, curve in curves.items()}
+    assert cut_whole == {"a": None, "b": None, "c": 30, "d": None, "e": 30}
+    resumed = rungs(halving, arms)
+    resumed.seed("a", curves["a"])  # finished before the kill
+    resumed.seed("b", curves["b"][:4])  # killed at step 40, past rung 30: not judged there again
+    resumed.seed("c", curves["c"][:2])  # killed at step 20, before any rung
+    cut_resumed = {"a": None, "b": run(resumed, "b", curves["b"][4:]), "c": run(resumed, "c", curves["c"][2:])}
+    for h in ("d", "e"):
+        cut_resumed[h] = run(resumed, h, curves[h])
+    assert cut_resumed == cut_whole
+
+
+def test_nan_validation_accuracy_is_never_a_best() -> None:
+    state = rungs(Halving(2, (20,)), {"a": ARM_A, "b": ARM_A})
+    run(state, "a", [(10, 0.4), (20, 0.4)])
+    assert run(state, "b", [(10, math.nan), (20, math.nan)]) == 20  # no value at all: below any cutoff
