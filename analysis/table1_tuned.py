@@ -5,6 +5,7 @@ Rothermel et al. 2021). Beside each arm: the paper's number and ours at the pape
 Table 1's literature cells stay the literature's."""
 
 from fptlab.analysis.table1 import TABLE as TABLE1
+
 from fptlab.report import Table, variant_rows
 
 TABLE = Table(

@@ -4,6 +4,7 @@ learning rate chosen on the validation split (`fptlab.report.tuned`; after Rothe
 Beside each arm: the paper's number (Table 2's FPT and Random rows) and ours at the paper's fixed rate."""
 
 from fptlab.analysis.table2 import TABLE as TABLE2
+
 from fptlab.report import Table, variant_rows
 
 TABLE = Table(

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from fptlab.report import catalog, render
-from fptlab.report.engine import build
 from fptlab.report.declare import Table
-from fptlab.report.engine import ReportOptions, make_report  # noqa: I001
+from fptlab.report.engine import ReportOptions, build, make_report  # noqa: I001
 from fptlab.report.html import page
 from fptlab.report.source import Snapshot, load_cells
 from fptlab.store import Store
