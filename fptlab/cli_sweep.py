@@ -32,6 +32,7 @@ def sweep(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Give failed cells whose retries are used up a fresh set of attempts.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells, which are already done and which cannot run here (data or weights missing, and how to get them); run nothing, write nothing.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress view on stderr.")] = True,
+    pack: Annotated[int | None, typer.Option("--pack", help="Train up to K cells that share one frozen body as one trial (default: the spec's [experiment] pack, else 1: no packing); --dry-run shows the packs.")] = None,
     tune_values: Annotated[str | None, typer.Option("--tune-values", help="A tuned spec: replace its [tune] candidates with these comma-separated numbers (e.g. to widen a range whose edge the report flags).")] = None,
 ) -> None:
     """Run every cell of a TOML grid as Ray Tune trials, recording into the database. Re-running
@@ -47,6 +48,7 @@ def sweep(
         opts = SweepOptions(
             address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
             retries=retries, lease_seconds=lease, storage=storage.absolute(), data_dir=data_dir, num_cpus=num_cpus,
+            pack=pack if pack is not None else 1,
         )
         opts.check()  # every option first: nothing below runs with a value that cannot work
         writable_folder("--storage", storage)
@@ -57,9 +59,13 @@ def sweep(
         check_db(store.url, "read-optional" if dry_run else "write")
         spec_file(spec)
         loaded = load_spec(spec, tune_values=_numbers("--tune-values", tune_values))
+        if pack is None and loaded.pack:
+            from dataclasses import replace
+
+            opts = replace(opts, pack=loaded.pack)
         prepared = prepare_cells(loaded, data_dir)  # before any database exists: a bad cell writes nothing
         if dry_run:
-            _print_plan(loaded, prepared, db)
+            _print_plan(loaded, prepared, db, opts.pack)
             return
         cells = prepared.require_runnable(loaded.origin)  # nor does a cell whose data or weights are not here
         _run(loaded, cells, store, opts, progress, retry_failed)
@@ -150,9 +156,9 @@ def _print_summary(store: Any, spec: Any, cells: list) -> None:
         typer.echo(f"Figure {number} reads these runs: fptlab report --figure {number}{offline} --out figure{number}.html")
 
 
-def _print_plan(spec: Any, prepared: Any, db: str | None) -> None:
-    """Every cell (hash, status, labels, the body it needs, what it lacks here), then how to get what
-    is missing: each distinct instruction once."""
+def _print_plan(spec: Any, prepared: Any, db: str | None, pack: int = 1) -> None:
+    """Every cell (hash, status, labels, the body it needs, what it lacks here), the packs `--pack`
+    forms, then how to get what is missing: each distinct instruction once."""
     cells = prepared.cells
     statuses = _existing_statuses(db, [c.hash for c in cells])
     typer.echo(f"sweep '{spec.name}': {len(cells)} cells ({sum(s in DONE for s in statuses.values())} already done)")
@@ -162,6 +168,8 @@ def _print_plan(spec: Any, prepared: Any, db: str | None) -> None:
         lacks = prepared.missing_for(cell)
         missing = f"  missing: {'; '.join(m.what for m in lacks)}" if lacks else ""
         say(f"  {cell.hash}  {statuses.get(cell.hash, 'new')!s:<11}  {labels}{needs}{missing}", err=False)
+    if pack > 1:
+        _print_packs(spec, [c for c in cells if statuses.get(c.hash) not in DONE], pack)
     if not prepared.missing:
         return
     by_how: dict[str, list[str]] = {}
@@ -171,6 +179,26 @@ def _print_plan(spec: Any, prepared: Any, db: str | None) -> None:
     for how, whats in by_how.items():
         typer.echo("\n".join(f"  * {what}" for what in whats) + (f"\n    {how}" if how else ""))
     typer.echo(f"{len(prepared.missing)} of {len(cells)} cells cannot run here: data or weights missing")
+
+
+def _print_packs(spec: Any, cells: list, pack: int) -> None:
+    """The packs the cells still to run would form (claims decide at run time: a pack takes the cells
+    that are ready together), and why a cell stays alone."""
+    from fptlab.packing import plan_packs
+
+    if spec.tune is not None and spec.tune.halving is not None:
+        typer.echo(f"\nPacks: none: [tune] halving stops trials one at a time, and a pack is one trial; these {len(cells)} "
+                   "cells train alone.")
+        return
+    packs = plan_packs([c.config for c in cells], pack)
+    grouped = [p for p in packs if len(p.hashes) > 1]
+    alone = [p for p in packs if len(p.hashes) == 1]
+    typer.echo(f"\nPacks (--pack {pack}): {len(grouped)} pack(s) holding {sum(len(p.hashes) for p in grouped)} cells, "
+               f"{len(alone)} cell(s) alone; {len(packs)} trials instead of {len(cells)}.")
+    for i, p in enumerate(grouped, start=1):
+        say(f"  pack {i} ({len(p.hashes)}): {' '.join(p.hashes)}", err=False)
+    for p in alone:
+        say(f"  alone {p.hashes[0]}: {p.reason}", err=False)
 
 
 def _existing_statuses(db: str | None, hashes: list[str]) -> dict[str, str]:

@@ -35,7 +35,7 @@ SECTIONS = ("task_options", "model_options")  # fields holding a section's datac
 
 # Keys that say *where/how* a run executes, not *what* it computes: left out of the hash so the same
 # experiment hashes the same on a laptop and on a GPU node.
-EXECUTION_KEYS = frozenset({"device", "checkpoint_every", "eval_batch_size"})
+EXECUTION_KEYS = frozenset({"device", "checkpoint_every", "eval_batch_size", "capture"})
 
 # Values the results database keeps in 32-bit INTEGER columns (PostgreSQL's INTEGER, as SQLite's
 # affinity allows more): the trial's seed, and every logged step (metrics.step, up to `steps`).
@@ -71,6 +71,7 @@ class RunConfig:
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    capture: Literal["auto", "off"] = "auto"  # on CUDA, replay a packed step as one CUDA graph (fptlab.pack_train)
     checkpoint_every: int = 0  # steps between resumable checkpoints; 0 = none
     cache_features: bool = False  # output-only training on features computed once (Section 3.9)
     save_body: bool = False  # write the trained body for other runs' weights = "trial:<hash>" (Section 3.2 "Bit")

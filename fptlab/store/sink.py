@@ -16,7 +16,7 @@ from typing import Any
 from fptlab.store.db import Store
 
 EVAL_PREFIX = "test_"  # keys logged at evaluations: flush them at once so progress is visible
-START_RESULTS = ("trainable_params", "total_params", "resumed_from", "threads")
+START_RESULTS = ("trainable_params", "total_params", "resumed_from", "threads", "pack_size")
 TRIAL_FIELDS = ("status", "device", "config_hash", "config", "error")  # not results
 
 

@@ -10,6 +10,7 @@ Format
     name = "smoke"                # required; letters, digits, _ . -
     description = "..."           # optional
     base = "base.toml"            # optional: inherit from this file (path relative to this one)
+    pack = 8                      # optional: the default of `fptlab sweep --pack` (fptlab.packing)
 
     [defaults]                    # run-config keys shared by every cell, as `fptlab run --set` takes them
     task = "bit_xor"
@@ -143,6 +144,7 @@ class Spec:
     duplicates: int = 0  # cells dropped because an earlier cell had the same config hash
     tune: TuneDecl | None = None  # a tuned comparison's [tune] (`fptlab.sweep.tuning`)
     fixed: dict[str, Any] = field(default_factory=dict)  # tuned: cell hash -> the key's value without tuning
+    pack: int | None = None  # [experiment] pack: the default largest pack (`fptlab.packing`)
 
     @property
     def hashes(self) -> list[str]:
@@ -181,6 +183,7 @@ def spec_from_dict(raw: Mapping[str, Any], *, origin: str = "spec", sources: tup
         name=plan.name, description=plan.description, text=canonical,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16], cells=tuple(cells),
         origin=origin, sources=sources, excluded=excluded, duplicates=duplicates, tune=plan.tune, fixed=fixed,
+        pack=plan.pack,
     )
 
 

@@ -17,6 +17,7 @@ from fptlab.errors import FptlabError
 # is handed to another driver between two beats; SQLite's busy wait (30 s) is the same length.
 HEARTBEAT_SECONDS = 30.0
 MAX_RETRIES = 2**31 - 2  # attempts = retries + 1 lives in a 32-bit INTEGER column
+MAX_PACK = 256  # members of one pack (one trial's worth of memory holds them all)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class SweepOptions:
     storage: Path = Path("fptlab-runs")  # trial folders (checkpoints, artifacts) and Tune's files; shared on clusters
     data_dir: Path | None = None
     num_cpus: int | None = None  # embedded Ray only
+    pack: int = 1  # the largest pack: cells sharing one frozen body train as one trial (`fptlab.packing`)
 
     def check(self) -> None:
         """Every number a user can get wrong, checked before the database is written or Ray starts.
@@ -48,6 +50,8 @@ class SweepOptions:
                 "Use 0 for no retry."
             )
         check_lease(self.lease_seconds)
+        if not 1 <= self.pack <= MAX_PACK:
+            raise FptlabError(f"--pack must be an integer from 1 (no packing) to {MAX_PACK}, got {self.pack}.")
         if self.num_cpus is not None and self.address:
             raise FptlabError(
                 f"--num-cpus sizes embedded Ray only; the cluster at --address {self.address} has its own CPUs. Drop --num-cpus."

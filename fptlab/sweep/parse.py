@@ -18,7 +18,7 @@ from fptlab.sweep.tuning import TuneDecl, parse_tune
 
 TABLES = ("experiment", "defaults", "grid", "seeds", "variants", "sources", "zip", "when", "exclude", "tune")
 SOURCE_PREFIX = "source:"  # weights = "source:NAME" names the body a [sources.NAME] run saves
-EXPERIMENT_KEYS = ("name", "description", "base")
+EXPERIMENT_KEYS = ("name", "description", "base", "pack")
 WHEN_KEYS = ("match", "set")
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -45,6 +45,7 @@ class Plan:
     when: list[tuple[dict[str, list[Any]], dict[str, Any]]] = field(default_factory=list)
     exclude: list[dict[str, list[Any]]] = field(default_factory=list)
     tune: TuneDecl | None = None  # a tuned comparison: its key is one more axis, after every other but the seeds
+    pack: int | None = None  # [experiment] pack = K: the sweep's default --pack
 
     def axes(self) -> list[Axis]:
         return [axis for group in self.groups for axis in group]
@@ -113,6 +114,11 @@ def _experiment(plan: Plan, value: Any, origin: str, partial: bool) -> None:
             raise fail(origin, f"experiment.{key}", f"must be a string, got {quoted(table[key])}.")
     plan.description = table.get("description", "")
     plan.base = table.get("base")
+    if "pack" in table:
+        pack = table["pack"]
+        if not isinstance(pack, int) or isinstance(pack, bool) or not 1 <= pack <= 256:
+            raise fail(origin, "experiment.pack", f"must be an integer from 1 (no packing) to 256, got {quoted(pack)}.")
+        plan.pack = pack
 
 
 def _variants(value: Any, origin: str) -> dict[str, dict[str, Any]]:

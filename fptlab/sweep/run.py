@@ -196,7 +196,8 @@ def _run_on_ray(ray: Any, store: Any, todo: list[Cell], opts: SweepOptions, view
     from fptlab.sweep.tune_glue import ClaimingSearcher, LostTrialStopper, StoreCallback
 
     callback = StoreCallback(store, owner, opts, view, halving)
-    searcher = ClaimingSearcher(store, todo, owner, host, opts, view)
+    # Halving stops a trial, and a pack is one trial: a tuned sweep with halving trains its cells alone.
+    searcher = ClaimingSearcher(store, todo, owner, host, opts, view, pack=opts.pack if halving is None else 1)
     scheduler = None
     if halving is not None:
         from fptlab.sweep.halving import ArmHalving

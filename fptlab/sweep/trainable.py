@@ -18,18 +18,22 @@ EVENT = "fpt_event"  # keys of the reported dicts
 ROWS = "fpt_rows"
 PAYLOAD = "fpt_payload"
 VAL = "fpt_val"  # [step, validation accuracy] of the evaluation a report carries: what halving reads
+MEMBER = "fpt_member"  # a pack's report: the config hash of the member it is about
 
 
 class TuneSink:
     """A `fptlab.sinks.Sink` that reports batches of records to the Tune driver."""
 
-    def __init__(self, report: Any) -> None:
+    def __init__(self, report: Any, member: str | None = None) -> None:
         self._report = report
+        self._member = member  # in a pack: whose records these are
         self._rows: list[tuple[int, str, Any]] = []
         self._val: list[Any] | None = None
 
     def _flush(self, event: str, payload: dict[str, Any] | None = None) -> None:
         report = {EVENT: event, ROWS: self._rows, PAYLOAD: payload or {}}
+        if self._member is not None:
+            report[MEMBER] = self._member
         if self._val is not None:
             report[VAL] = self._val
         self._report(report)
@@ -57,23 +61,52 @@ def fpt_trainable(params: dict[str, Any]) -> None:
 
     `params` come from `ClaimingSearcher`: the cell's config and folders, the trial's lineage (its
     identity in the database, the claim's attempt number, how many of its steps the database recorded:
-    see `fptlab.checkpoint.Lineage`) and the CPUs the trial holds, which pin torch's thread count."""
+    see `fptlab.checkpoint.Lineage`) and the CPUs the trial holds, which pin torch's thread count. A
+    pack's params hold the same per member under "members" (`fptlab.pack_train`)."""
     from ray import tune
 
+    from fptlab.train import train
+
+    data_dir = Path(params["data_dir"]) if params.get("data_dir") else None
+    threads = trial_threads(params.get("cpus_per_trial"))
+    if params.get("members"):
+        from fptlab.pack_train import Member, train_pack
+
+        members = [Member(cfg, TuneSink(tune.report, member=m["config_hash"]), Path(m["run_dir"]), lineage, weights)
+                   for m in params["members"] for cfg, lineage, weights in [_member(m)]]
+        train_pack(members, data_dir=data_dir, threads=threads)
+        return
+    cfg, lineage, weights = _member(params)
+    if captured_alone(cfg):  # a pack of one: its step can be replayed as a CUDA graph
+        from fptlab.pack_train import Member, train_pack
+
+        train_pack([Member(cfg, TuneSink(tune.report), Path(params["run_dir"]), lineage, weights)], data_dir=data_dir,
+                   threads=threads)
+        return
+    train(cfg, TuneSink(tune.report), data_dir=data_dir, run_dir=Path(params["run_dir"]), weights_path=weights, progress=False,
+          lineage=lineage, threads=threads)
+
+
+def captured_alone(cfg: Any) -> bool:
+    """A cell that trains alone on CUDA with capture on and could be packed trains as a pack of one,
+    whose step `fptlab.pack_train` captures as a CUDA graph (the solo loop has none)."""
+    from fptlab.packing import alone_reason
+    from fptlab.steps import pick_device
+
+    return cfg.capture != "off" and pick_device(cfg.device).type == "cuda" and not alone_reason(cfg)
+
+
+def _member(params: dict[str, Any]) -> tuple[Any, Any, Path | None]:
+    """A claimed cell's config (checked to be the trial's), lineage and body folder."""
     from fptlab.checkpoint import Lineage
     from fptlab.config import config_from_dict
-    from fptlab.train import train
 
     cfg = config_from_dict(params["config"], origin=f"trial {params['config_hash']}")
     check_identity(cfg, params["config_hash"])
     if cfg.checkpoint_every == 0:
         cfg = cfg.replace(checkpoint_every=cfg.eval_every)  # execution-only: resumable at every evaluation
-    sink = TuneSink(tune.report)
-    data_dir = Path(params["data_dir"]) if params.get("data_dir") else None
     weights = Path(params["weights_path"]) if params.get("weights_path") else None
-    lineage = Lineage(params["identity"], int(params["attempt"]), int(params["recorded_through"]))
-    train(cfg, sink, data_dir=data_dir, run_dir=Path(params["run_dir"]), weights_path=weights, progress=False,
-          lineage=lineage, threads=trial_threads(params.get("cpus_per_trial")))
+    return cfg, Lineage(params["identity"], int(params["attempt"]), int(params["recorded_through"])), weights
 
 
 def check_identity(cfg: Any, config_hash: str) -> None:

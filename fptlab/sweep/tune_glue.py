@@ -20,7 +20,7 @@ from fptlab.store import StoreSink
 from fptlab.store.models import DONE, PRUNED
 from fptlab.sweep.grid import Cell
 from fptlab.sweep.options import SweepOptions
-from fptlab.sweep.trainable import EVENT, PAYLOAD, ROWS
+from fptlab.sweep.trainable import EVENT, MEMBER, PAYLOAD, ROWS
 
 TAKEN_OVER = "taken over by another driver"  # how a lost trial ends in this driver's view
 
@@ -37,9 +37,11 @@ class ClaimingSearcher(Searcher):
     (in this sweep, or running elsewhere) it waits; a source that has failed for good, diverged,
     finished without a body, or that nobody will run makes the cell fail with a message saying why."""
 
-    def __init__(self, store: Any, cells: list[Cell], owner: str, host: str, opts: SweepOptions, view: Any) -> None:
+    def __init__(self, store: Any, cells: list[Cell], owner: str, host: str, opts: SweepOptions, view: Any, *,
+                 pack: int = 1) -> None:
         super().__init__()
         self.store, self.owner, self.host, self.opts, self.view = store, owner, host, opts, view
+        self.pack = pack  # the largest pack one trial may hold (`fptlab.packing`)
         self.pending = [c.hash for c in cells]
         self.cells = {c.hash: c for c in cells}
         self.trials_root = (Path(opts.storage) / "trials").resolve()
@@ -52,10 +54,35 @@ class ClaimingSearcher(Searcher):
             fence = trial_fence(self.store, config_hash, self.owner)
             if fence is not None:
                 self.pending.remove(config_hash)
-                return {**self._params(config_hash, bodies.get(config_hash)), **fence}
+                params = {**self._params(config_hash, bodies.get(config_hash)), **fence}
+                mates = self._mates(config_hash, ready, bodies)
+                if mates:  # a pack: one trial, one frozen body, every member its own record
+                    params["members"] = [_member_params(params), *mates]
+                return params
             # Taken over between our claim and this read (our lease lapsed at once): it is not ours.
         # Nothing claimable now. Cells waiting on a source that is still to run: ask again later.
         return None if waiting else Searcher.FINISHED
+
+    def _mates(self, first: str, ready: list[str], bodies: dict[str, Path]) -> list[dict[str, Any]]:
+        """Claim up to pack - 1 more ready cells that share `first`'s frozen body."""
+        if self.pack <= 1:
+            return []
+        from fptlab.packing import packable_with
+
+        out: list[dict[str, Any]] = []
+        for cfg in packable_with(self.cells[first].config, [self.cells[h].config for h in ready], len(ready) + 1):
+            if len(out) >= self.pack - 1:
+                break
+            h = cfg.hash
+            if self.store.claim(h, self.owner, self.host, self.opts.lease_seconds, max_attempts=self.opts.retries + 1) is None:
+                continue
+            fence = trial_fence(self.store, h, self.owner)
+            if fence is None:
+                continue
+            ready.remove(h)
+            self.pending.remove(h)
+            out.append(_member_params({**self._params(h, bodies.get(h)), **fence}))
+        return out
 
     def _claim(self, hashes: list[str]) -> str | None:
         return self.store.next_claim(hashes, self.owner, self.host, self.opts.lease_seconds, max_attempts=self.opts.retries + 1)
@@ -126,6 +153,19 @@ class ClaimingSearcher(Searcher):
         pass
 
 
+MEMBER_KEYS = ("config_hash", "config", "run_dir", "weights_path", "identity", "attempt", "recorded_through")
+
+
+def _member_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: params[k] for k in MEMBER_KEYS}
+
+
+def hashes_of(trial: Any) -> list[str]:
+    """The cells a Tune trial runs: a pack's members, else its one cell."""
+    members = trial.config.get("members")
+    return [m["config_hash"] for m in members] if members else [trial.config["config_hash"]]
+
+
 def trial_identity(trial: dict[str, Any]) -> str:
     """A token naming this trial in this database, which another database cannot share (its row id
     and creation time); checkpoints carry it (`fptlab.checkpoint.Lineage`)."""
@@ -180,10 +220,11 @@ class StoreCallback(Callback):
         return self.sinks[config_hash]
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.view.started(self._hash(trial))
+        for config_hash in hashes_of(trial):
+            self.view.started(config_hash)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        config_hash = self._hash(trial)
+        config_hash = result.get(MEMBER) or self._hash(trial)  # a pack's report names its member
         if config_hash in self.finished:
             return  # a late report of a trial another driver now runs, or one already recorded: not ours to record
         sink = self._sink(config_hash)
@@ -191,7 +232,7 @@ class StoreCallback(Callback):
         sink.add_rows([(step, key, from_jsonable(value)) for step, key, value in result.get(ROWS, [])])
         sink.flush()
         if sink.stale:
-            self._lose(trial)
+            self._lose(trial, config_hash)
             return
         payload = {k: from_jsonable(v) for k, v in result.get(PAYLOAD, {}).items()}
         event = result.get(EVENT)
@@ -214,36 +255,40 @@ class StoreCallback(Callback):
         # Tune restarts the failed worker (it raised, or its process or node died) under this driver's
         # claim. The restart is a new attempt with its own checkpoint files, so a worker of the old one
         # that is not dead after all (a node cut off, not killed) cannot overwrite them; and it resumes
-        # from what the database records now.
-        config_hash = self._hash(trial)
-        if self._lost(config_hash):
-            return
-        if config_hash in self.sinks:
-            self.sinks[config_hash].flush()
-        attempt = self.store.next_attempt(config_hash, self.owner)
-        if attempt is None:
-            self._lose(trial)
-            return
-        trial.config["attempt"] = attempt
-        trial.config["recorded_through"] = recorded_through(self.store, config_hash)
+        # from what the database records now. A pack's members each get a new attempt of their own.
+        members = trial.config.get("members") or [trial.config]
+        for member in members:
+            config_hash = member["config_hash"]
+            if config_hash in self.finished:
+                continue
+            if config_hash in self.sinks:
+                self.sinks[config_hash].flush()
+            attempt = self.store.next_attempt(config_hash, self.owner)
+            if attempt is None:
+                self._lose(trial, config_hash)
+                continue
+            member["attempt"] = attempt
+            member["recorded_through"] = recorded_through(self.store, config_hash)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        config_hash = self._hash(trial)
-        if self._lost(config_hash):
-            return
-        self._sink(config_hash).fail(_error_text(trial))
-        self._done(config_hash, "failed", None)
+        for config_hash in hashes_of(trial):
+            if config_hash in self.finished:
+                continue  # finished before the pack failed, or taken over: not this failure's
+            self._sink(config_hash).fail(_error_text(trial))
+            self._done(config_hash, "failed", None)
 
-    def _lose(self, trial: Any) -> None:
-        """Another driver took this trial over (this driver's lease lapsed, e.g. while it was stalled):
-        record nothing more of it, and let `LostTrialStopper` end our worker's run at its next report,
-        so it stops spending the CPUs and writing checkpoints of an attempt nobody will resume."""
-        config_hash = self._hash(trial)
-        self.lost_trials.add(trial.trial_id)
+    def _lose(self, trial: Any, config_hash: str | None = None) -> None:
+        """Another driver took this cell over (this driver's lease lapsed, e.g. while it was stalled):
+        record nothing more of it, and once no cell of the trial is ours any more let
+        `LostTrialStopper` end our worker's run at its next report, so it stops spending the CPUs and
+        writing checkpoints of an attempt nobody will resume. (A pack's other members go on.)"""
+        config_hash = config_hash or self._hash(trial)
         if self._lost(config_hash):
             return
         self.sinks.pop(config_hash, None)
         self.finished[config_hash] = TAKEN_OVER
+        if all(self._lost(h) or h in self.finished for h in hashes_of(trial)):
+            self.lost_trials.add(trial.trial_id)
         warnings.warn(
             f"trial {config_hash}: another driver took it over (this driver's lease of {self.opts.lease_seconds:g} s lapsed "
             "without a heartbeat); stopping it here, it finishes there.", LeaseLostWarning, stacklevel=1,
@@ -267,14 +312,14 @@ class StoreCallback(Callback):
             return
         self._last_beat = now
         # PENDING trials hold a claim too (Tune asks for the next cell before resources free up).
-        live = [t for t in trials if t.status in ("RUNNING", "PENDING") and self._hash(t) not in self.finished]
-        running = [self._hash(t) for t in live]
+        live = [(t, h) for t in trials if t.status in ("RUNNING", "PENDING") for h in hashes_of(t) if h not in self.finished]
+        running = [h for _t, h in live]
         if running and self.store.heartbeat(running, self.owner) < len(running):
             states = self.store.trial_states(running)
-            for trial in live:
-                state = states.get(self._hash(trial)) or {}
+            for trial, config_hash in live:
+                state = states.get(config_hash) or {}
                 if state.get("owner") != self.owner or state.get("status") != "running":
-                    self._lose(trial)
+                    self._lose(trial, config_hash)
 
 
 class LostTrialStopper(Stopper):
