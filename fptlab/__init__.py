@@ -1,6 +1,6 @@
 """fptlab: reproduce and extend 'Pretrained Transformers As Universal Computation Engines'."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def versions() -> dict[str, str | None]:

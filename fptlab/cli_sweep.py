@@ -65,7 +65,7 @@ def sweep(
             opts = replace(opts, pack=loaded.pack)
         prepared = prepare_cells(loaded, data_dir)  # before any database exists: a bad cell writes nothing
         if dry_run:
-            _print_plan(loaded, prepared, db, opts.pack)
+            _print_plan(loaded, prepared, db, opts.pack, "cuda" if opts.gpus_per_trial > 0 else "cpu")
             return
         cells = prepared.require_runnable(loaded.origin)  # nor does a cell whose data or weights are not here
         _run(loaded, cells, store, opts, progress, retry_failed)
@@ -156,7 +156,7 @@ def _print_summary(store: Any, spec: Any, cells: list) -> None:
         typer.echo(f"Figure {number} reads these runs: fptlab report --figure {number}{offline} --out figure{number}.html")
 
 
-def _print_plan(spec: Any, prepared: Any, db: str | None, pack: int = 1) -> None:
+def _print_plan(spec: Any, prepared: Any, db: str | None, pack: int = 1, device: str = "cpu") -> None:
     """Every cell (hash, status, labels, the body it needs, what it lacks here), the packs `--pack`
     forms, then how to get what is missing: each distinct instruction once."""
     cells = prepared.cells
@@ -169,7 +169,7 @@ def _print_plan(spec: Any, prepared: Any, db: str | None, pack: int = 1) -> None
         missing = f"  missing: {'; '.join(m.what for m in lacks)}" if lacks else ""
         say(f"  {cell.hash}  {statuses.get(cell.hash, 'new')!s:<11}  {labels}{needs}{missing}", err=False)
     if pack > 1:
-        _print_packs(spec, [c for c in cells if statuses.get(c.hash) not in DONE], pack)
+        _print_packs(spec, [c for c in cells if statuses.get(c.hash) not in DONE], pack, device)
     if not prepared.missing:
         return
     by_how: dict[str, list[str]] = {}
@@ -181,7 +181,7 @@ def _print_plan(spec: Any, prepared: Any, db: str | None, pack: int = 1) -> None
     typer.echo(f"{len(prepared.missing)} of {len(cells)} cells cannot run here: data or weights missing")
 
 
-def _print_packs(spec: Any, cells: list, pack: int) -> None:
+def _print_packs(spec: Any, cells: list, pack: int, device: str) -> None:
     """The packs the cells still to run would form (claims decide at run time: a pack takes the cells
     that are ready together), and why a cell stays alone."""
     from fptlab.packing import plan_packs
@@ -190,10 +190,10 @@ def _print_packs(spec: Any, cells: list, pack: int) -> None:
         typer.echo(f"\nPacks: none: [tune] halving stops trials one at a time, and a pack is one trial; these {len(cells)} "
                    "cells train alone.")
         return
-    packs = plan_packs([c.config for c in cells], pack)
+    packs = plan_packs([c.config for c in cells], pack, device)
     grouped = [p for p in packs if len(p.hashes) > 1]
     alone = [p for p in packs if len(p.hashes) == 1]
-    typer.echo(f"\nPacks (--pack {pack}): {len(grouped)} pack(s) holding {sum(len(p.hashes) for p in grouped)} cells, "
+    typer.echo(f"\nPacks (--pack {pack}, {device} trials): {len(grouped)} pack(s) holding {sum(len(p.hashes) for p in grouped)} cells, "
                f"{len(alone)} cell(s) alone; {len(packs)} trials instead of {len(cells)}.")
     for i, p in enumerate(grouped, start=1):
         say(f"  pack {i} ({len(p.hashes)}): {' '.join(p.hashes)}", err=False)

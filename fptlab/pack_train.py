@@ -329,6 +329,14 @@ def capture_enabled(cfg: RunConfig, device: Any, tokens: int | None = None) -> b
     return tokens is None or tokens <= CAPTURE_MAX_TOKENS
 
 
+def captured_alone(cfg: RunConfig) -> bool:
+    """A cell that trains alone on CUDA with capture on and could be packed trains as a pack of one,
+    whose step `_Capture` replays as a CUDA graph (the solo loop of `fptlab.train` has none)."""
+    from fptlab.packing import alone_reason
+
+    return cfg.capture != "off" and pick_device(cfg.device).type == "cuda" and not alone_reason(cfg)
+
+
 def _save(run: _Run, packed: Any, optimizer: Any, row: int, step: int) -> None:
     from fptlab._packed import MemberView
 

@@ -26,6 +26,10 @@ PACKABLE_FAMILIES = ("gpt2", "bert")  # HF bodies whose layer norms are nn.Layer
 PER_MEMBER = ("seed", "lr", "weight_decay", "grad_clip", "steps", "eval_every", "patience", "min_delta",
               "target_accuracy", "checkpoint_every")
 SEED_FREE_INITS = ("pretrained",)  # the body is loaded, not drawn from the seed
+# The most tokens a packed step should hold (members x batch x length), beyond which a pack stops paying:
+# on a CPU the stacked matmuls are already efficient there (bench/packing.py: README, Packed trials); on a
+# GPU a step becomes compute-bound (the issue's H200 probe: ListOps 512 tokens x 16 gained 1.1x).
+STEP_TOKENS = {"cpu": 512, "cuda": 16384}
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,27 @@ def pack_key(cfg: Any) -> str:
     return json.dumps({k: v for k, v in full.items() if k not in free}, sort_keys=True, default=str)
 
 
-def plan_packs(configs: Sequence[Any], k: int) -> list[Pack]:
-    """The packs a sweep of `configs` (in order) forms with at most `k` members each: cells of one key
-    in order of first appearance, cut into packs of `k`; cells that cannot pack stay alone, with why."""
+def member_tokens(cfg: Any) -> int:
+    """Tokens one member adds to a packed step: batch x the task's sequence length."""
+    from fptlab.tasks import TASKS
+
+    return cfg.batch_size * TASKS.get(cfg.task).spec(cfg.task_options).seq_len
+
+
+def pack_limit(cfg: Any, k: int, device: str) -> int:
+    """The largest pack worth forming for `cfg` on `device` ("cpu" or "cuda"), at most `k`: as many
+    members as fit STEP_TOKENS (at least 1)."""
+    return max(1, min(k, STEP_TOKENS[device] // max(1, member_tokens(cfg))))
+
+
+def plan_packs(configs: Sequence[Any], k: int, device: str = "cpu") -> list[Pack]:
+    """The packs a sweep of `configs` (in order) forms with at most `k` members each (fewer where the
+    step would outgrow STEP_TOKENS on `device`): cells of one key in order of first appearance, cut into
+    packs; cells that cannot pack stay alone, with why."""
     if k <= 1:
         return [Pack((c.hash,)) for c in configs]
     groups: dict[str, list[str]] = {}
+    limits: dict[str, int] = {}
     out: list[Pack | str] = []
     for cfg in configs:
         reason = alone_reason(cfg)
@@ -83,27 +102,30 @@ def plan_packs(configs: Sequence[Any], k: int) -> list[Pack]:
         if key not in groups:
             groups[key] = []
             out.append(key)
+            limits[key] = pack_limit(cfg, k, device)
         groups[key].append(cfg.hash)
     packs: list[Pack] = []
     for item in out:
         if isinstance(item, Pack):
             packs.append(item)
             continue
-        members = groups[item]
-        for i in range(0, len(members), k):
-            chunk = tuple(members[i:i + k])
+        members, size = groups[item], limits[item]
+        for i in range(0, len(members), size):
+            chunk = tuple(members[i:i + size])
             if len(chunk) > 1:
                 packs.append(Pack(chunk))
+            elif size == 1 and len(members) > 1:
+                packs.append(Pack(chunk, f"its step is already {STEP_TOKENS[device]}+ tokens: packing pays no more on {device}"))
             elif len(members) > 1:
-                packs.append(Pack(chunk, f"the other cells of its body fill packs of {k}"))
+                packs.append(Pack(chunk, f"the other cells of its body fill packs of {size}"))
             else:
                 packs.append(Pack(chunk, "no other cell shares its frozen body"))
     return packs
 
 
-def packable_with(first: Any, others: Iterable[Any], k: int) -> list[Any]:
-    """Up to k - 1 of `others` (in order) that can join a pack with `first`."""
+def packable_with(first: Any, others: Iterable[Any], k: int, device: str = "cpu") -> list[Any]:
+    """Up to pack_limit - 1 of `others` (in order) that can join a pack with `first`."""
     if k <= 1 or alone_reason(first):
         return []
-    key = pack_key(first)
-    return [c for c in others if not alone_reason(c) and pack_key(c) == key][: k - 1]
+    key, limit = pack_key(first), pack_limit(first, k, device)
+    return [c for c in others if not alone_reason(c) and pack_key(c) == key][: limit - 1]

@@ -228,3 +228,17 @@ def test_minilm_members_of_several_seeds_train_as_they_would_alone(no_dropout) -
         # 6 layers x 384: float rounding grows to ~6e-5 over 20 steps. (At lr 3e-3 seed 0 this run is chaotic:
         # the same solo run at 2 threads instead of 1 differs by 180% at step 20, packed or not.)
         assert_same_run(solo(config), member, rtol=1e-4)
+
+
+def test_packs_stop_growing_where_packing_stops_paying() -> None:
+    from fptlab.packing import STEP_TOKENS, member_tokens, pack_limit
+
+    small = cfg(batch_size=2)  # Bit XOR at 3 bits: 6 tokens per example
+    assert member_tokens(small) == 12
+    assert pack_limit(small, 8, "cpu") == 8
+    big = cfg(task="listops", batch_size=16)  # 32 tokens x 16 = 512 per member
+    assert member_tokens(big) == 512 and pack_limit(big, 8, "cpu") == max(1, STEP_TOKENS["cpu"] // 512)
+    assert pack_limit(big, 8, "cuda") == 8
+    packs = plan_packs([cfg(task="listops", batch_size=16, lr=lr) for lr in (1e-3, 3e-3)], 8, "cpu")
+    if STEP_TOKENS["cpu"] < 1024:
+        assert [len(p.hashes) for p in packs] == [1, 1] and "packing pays no more on cpu" in packs[0].reason

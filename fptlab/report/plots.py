@@ -51,10 +51,21 @@ def table_figures(result: TableResult, snap: Snapshot, *, curves: bool) -> list[
                     figures.paper_vs_ours(points, title=f"Table {result.table.number}: ours vs paper")))
     if curves:
         for column in result.table.columns:
-            frame = curve_frame(result, column.label, snap)
+            key, what = curve_key(result, column.label, snap)
+            frame = curve_frame(result, column.label, snap, key)
             if frame.empty:
                 continue
             level = result.levels.get(column.label)
-            out.append((f"{result.title}, {column.label}: test accuracy over training, mean over seeds with a min–max band.",
-                        figures.convergence(frame, title=f"{column.label}", level=None if level is None or math.isnan(level) else level * 100)))
+            out.append((f"{result.title}, {column.label}: {what} over training, mean over seeds with a min–max band"
+                        + (" (the curve steps to converge read, with the converged level)." if level is not None else "."),
+                        figures.convergence(frame, title=f"{column.label}", ylabel=f"{what} (%)",
+                                            level=None if level is None or math.isnan(level) else level * 100)))
     return out
+
+
+def curve_key(result: TableResult, column: str, snap: Snapshot) -> tuple[str, str]:
+    """The curve a column's trials are drawn by: validation accuracy when they have a validation split
+    (what selection and steps to converge read), else test accuracy (trials stored before 0.4.0)."""
+    hashes = [h for row in result.table.rows for h in result.cells[(row.label, column)].hashes]
+    validated = any(math.isfinite(snap.results.get(h, {}).get("best_val_accuracy", math.nan)) for h in hashes)
+    return ("val_accuracy", "validation accuracy") if validated else ("test_accuracy", "test accuracy")

@@ -77,6 +77,8 @@ def fpt_trainable(params: dict[str, Any]) -> None:
         train_pack(members, data_dir=data_dir, threads=threads)
         return
     cfg, lineage, weights = _member(params)
+    from fptlab.pack_train import captured_alone
+
     if captured_alone(cfg):  # a pack of one: its step can be replayed as a CUDA graph
         from fptlab.pack_train import Member, train_pack
 
@@ -85,15 +87,6 @@ def fpt_trainable(params: dict[str, Any]) -> None:
         return
     train(cfg, TuneSink(tune.report), data_dir=data_dir, run_dir=Path(params["run_dir"]), weights_path=weights, progress=False,
           lineage=lineage, threads=threads)
-
-
-def captured_alone(cfg: Any) -> bool:
-    """A cell that trains alone on CUDA with capture on and could be packed trains as a pack of one,
-    whose step `fptlab.pack_train` captures as a CUDA graph (the solo loop has none)."""
-    from fptlab.packing import alone_reason
-    from fptlab.steps import pick_device
-
-    return cfg.capture != "off" and pick_device(cfg.device).type == "cuda" and not alone_reason(cfg)
 
 
 def _member(params: dict[str, Any]) -> tuple[Any, Any, Path | None]:

@@ -70,9 +70,8 @@ class ClaimingSearcher(Searcher):
         from fptlab.packing import packable_with
 
         out: list[dict[str, Any]] = []
-        for cfg in packable_with(self.cells[first].config, [self.cells[h].config for h in ready], len(ready) + 1):
-            if len(out) >= self.pack - 1:
-                break
+        device = "cuda" if self.opts.gpus_per_trial > 0 else "cpu"
+        for cfg in packable_with(self.cells[first].config, [self.cells[h].config for h in ready], self.pack, device):
             h = cfg.hash
             if self.store.claim(h, self.owner, self.host, self.opts.lease_seconds, max_attempts=self.opts.retries + 1) is None:
                 continue

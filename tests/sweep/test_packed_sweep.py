@@ -43,7 +43,7 @@ def test_a_kill_mid_pack_resumes_every_member_without_duplicates(tmp_path: Path)
     spec = tmp_path / "packed.toml"
     spec.write_text(SPEC.format(steps=300))
     dry = run_sweep(spec, url, tmp_path, "--dry-run")
-    assert dry.returncode == 0 and "Packs (--pack 4): 2 pack(s) holding 8 cells" in dry.stdout
+    assert dry.returncode == 0 and "Packs (--pack 4, cpu trials): 2 pack(s) holding 8 cells" in dry.stdout
     driver = _start(spec, url, tmp_path, "--num-cpus", "1", "--lease", "600")
     try:
         def first_pack_done_second_checkpointed() -> bool:
