@@ -4,7 +4,9 @@ validation split (`fptlab.report.tuned`). Not a paper table: the laptop-sized fo
 Rothermel et al. (2021) asked of the paper, whether "frozen matches full" and "pretrained beats random"
 survive tuning. `fptlab report tuned` reads it (its spec exists only offline)."""
 
-from fptlab.report import Column, Table, variant_rows
+from fptlab.analysis.quickstart import TABLE as QUICKSTART
+
+from fptlab.report import Table, variant_rows
 
 TABLE = Table(
     key="tuned",
@@ -12,13 +14,7 @@ TABLE = Table(
     section="3.1, 3.2 (tuned, after Rothermel et al. 2021)",
     rows=variant_rows(("Pretrained frozen", "fpt"), ("Random frozen", "random"), ("Pretrained full", "fpt_full"),
                       ("Random full", "full")),
-    columns=(
-        Column("Bit XOR", {"task": "bit_xor"}),
-        Column("Bit Memory", {"task": "bit_memory"}),
-        Column("ListOps", {"task": "listops"}),
-        Column("MNIST", {"task": "mnist"}),
-        Column("Peptides", {"task": "peptides"}),
-    ),
+    columns=QUICKSTART.columns,  # the five offline tasks
     compare=(("Pretrained frozen", "Random frozen"), ("Pretrained full", "Random full"),
              ("Pretrained frozen", "Pretrained full"), ("Random frozen", "Random full")),
     tuned=True,

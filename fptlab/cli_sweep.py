@@ -32,8 +32,8 @@ def sweep(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Give failed cells whose retries are used up a fresh set of attempts.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells, which are already done and which cannot run here (data or weights missing, and how to get them); run nothing, write nothing.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress view on stderr.")] = True,
-    pack: Annotated[int | None, typer.Option("--pack", help="Train up to K cells that share one frozen body as one trial (default: the spec's [experiment] pack, else 1: no packing); --dry-run shows the packs.")] = None,
-    tune_values: Annotated[str | None, typer.Option("--tune-values", help="A tuned spec: replace its [tune] candidates with these comma-separated numbers (e.g. to widen a range whose edge the report flags).")] = None,
+    pack: Annotated[int | None, typer.Option("--pack", help="Train up to K cells that share one frozen body as one trial (default: the spec's experiment.pack, else 1: no packing); --dry-run shows the packs.")] = None,
+    tune_values: Annotated[str | None, typer.Option("--tune-values", help="A tuned spec: replace the candidates of its tune table with these comma-separated numbers (e.g. to widen a range whose edge the report flags).")] = None,
 ) -> None:
     """Run every cell of a TOML grid as Ray Tune trials, recording into the database. Re-running
     skips finished cells and retries failed ones; a grown spec runs only its new cells. If any cell

@@ -409,7 +409,11 @@ def _status(cell: CellResult, h: str) -> str:
 
 
 def _provenance(table: Table, cells: SpecCells | None, grid: dict[tuple[str, str], CellResult], snap: Snapshot) -> Provenance:
-    hashes = sorted({h for c in grid.values() for h in c.hashes})
+    return provenance(cells, sorted({h for c in grid.values() for h in c.hashes}), snap)
+
+
+def provenance(cells: SpecCells | None, hashes: list[str], snap: Snapshot) -> Provenance:
+    """Where a table's trials come from: spec, versions, hosts, devices, data sources, backbones."""
     versions, hosts, devices = Counter(), Counter(), Counter()
     for h in hashes:
         state = snap.states.get(h)

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fptlab.report.build import CellResult, Comparison, Provenance, TableResult
+from fptlab.report.build import CellResult, Comparison, TableResult, provenance
 from fptlab.report.declare import Row, Table
 from fptlab.report.multiple import NAMES, adjust
 from fptlab.report.stats import summarize, welch
@@ -182,7 +182,7 @@ def build_tuned(table: Table, cells: Any, snap: Any, *, db_url: str | None = Non
     hashes = sorted({h for arm in arms.values() for c in arm.candidates.values() for h in c.hashes})
     status_of = {h: (snap.states.get(h) or {}).get("status", "missing") for h in hashes}
     unfinished = Counter(s for s in status_of.values() if s not in DONE)
-    result = TableResult(shown, grid, comparisons, _provenance(cells, hashes, snap), unfinished, [], spec=cells, snap=snap)
+    result = TableResult(shown, grid, comparisons, provenance(cells, hashes, snap), unfinished, [], spec=cells, snap=snap)
     result.arms = arms
     result.tune_key, result.tune_log = key, log
     if cells is not None and unfinished:
@@ -217,14 +217,19 @@ def _tuned_cell(arm: Arm, table: Table, key: str) -> CellResult:
             out.statuses.update(c.statuses)
         out.tag = f" · {len(arm.candidates) - arm.pending} of {len(arm.candidates)} {key} values finished"
         return out
+    warn = f" ⚠ {arm.edge} {key}" if arm.edge else ""
+    pending = f" ({arm.pending} value(s) still to finish)" if arm.pending else ""
+    return _shown(out, cand, f" · {key} {_value_text(arm.selected)}{warn}{pending}")
+
+
+def _shown(out: CellResult, cand: Candidate, said: str) -> CellResult:
+    """`out` showing candidate `cand`: its seeds' test accuracy at their selected steps, with its CI."""
     out.hashes = list(cand.hashes)
     out.statuses.update(cand.statuses)
     out.values = [v * 100.0 for v in cand.test]
     out.stat = summarize(out.values)
     ci = f" [95% CI {out.stat.low:.1f}, {out.stat.high:.1f}]" if out.stat and math.isfinite(out.stat.low) else ""
-    warn = f" ⚠ {arm.edge} {key}" if arm.edge else ""
-    pending = f" ({arm.pending} value(s) still to finish)" if arm.pending else ""
-    out.tag = f"{ci} · {key} {_value_text(arm.selected)}{warn}{pending}"
+    out.tag = ci + said
     return out
 
 
@@ -235,14 +240,8 @@ def _fixed_cell(arm: Arm, table: Table, key: str) -> CellResult:
     cand = next((c for v, c in arm.candidates.items() if math.isclose(v, arm.fixed, rel_tol=1e-9)), None)
     if cand is None:
         return out
-    out.hashes = list(cand.hashes)
-    out.statuses.update(cand.statuses)
-    out.values = [v * 100.0 for v in cand.test]
-    out.stat = summarize(out.values)
-    ci = f" [95% CI {out.stat.low:.1f}, {out.stat.high:.1f}]" if out.stat and math.isfinite(out.stat.low) else ""
     cut = " (cut by halving)" if cand.pruned else ""
-    out.tag = f"{ci} · {key} {_value_text(arm.fixed)}{cut}"
-    return out
+    return _shown(out, cand, f" · {key} {_value_text(arm.fixed)}{cut}")
 
 
 def _comparisons(shown: Table, grid: dict[tuple[str, str], CellResult]) -> list[Comparison]:
@@ -254,24 +253,6 @@ def _comparisons(shown: Table, grid: dict[tuple[str, str], CellResult]) -> list[
                 found.append((column.label, a, b, diff))
     adjusted = adjust([d.p for *_, d in found], CORRECTION)
     return [Comparison(column, a, b, d, adjusted=p) for (column, a, b, d), p in zip(found, adjusted)]
-
-
-def _provenance(cells: Any, hashes: list[str], snap: Any) -> Provenance:
-    from fptlab.report.build import _versions
-
-    versions, hosts, devices = Counter(), Counter(), Counter()
-    for h in hashes:
-        state = snap.states.get(h)
-        if state is None or state["status"] not in DONE:
-            continue
-        versions[_versions(state)] += 1
-        hosts[state.get("host") or "?"] += 1
-        devices[state.get("device") or "?"] += 1
-    by_hash = {c.hash: c for c in cells.cells} if cells is not None else {}
-    backbones = sorted({str(by_hash[h].values.get("backbone")) for h in hashes if h in by_hash})
-    return Provenance(spec=cells.path if cells is not None else None, spec_hash=cells.spec_hash if cells is not None else "",
-                      offline=bool(cells is not None and cells.offline), hashes=hashes, versions=versions, hosts=hosts,
-                      devices=devices, sources={}, backbones=backbones)
 
 
 # ---- notes ---------------------------------------------------------------------------------------------
