@@ -56,7 +56,9 @@ def test_the_vendored_tables_are_the_papers(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("table", MODULES, ids=lambda t: t.key)
 def test_module_numbers_match_the_paper(table: Table) -> None:
-    printed = PAPER_TABLES[int(table.number)]
+    printed = PAPER_TABLES[int(re.match(r"\d+", table.number).group())]  # table1-tuned prints Table 1's
+    if table.tuned:  # a tuned table carries the paper's numbers for the rows it tunes, all of them
+        printed = {k: v for k, v in printed.items() if k[0] in {r.label for r in table.rows}}
     transcribed = {key: clean(v.text) for key, v in table.paper.items()}
     wrong = {k: (v, printed.get(k)) for k, v in transcribed.items() if printed.get(k) != v}
     assert not wrong, f"{table.key}: transcribed (ours, paper's): {wrong}"
