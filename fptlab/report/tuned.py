@@ -215,7 +215,11 @@ def _tuned_cell(arm: Arm, table: Table, key: str) -> CellResult:
         out.hashes = every
         for c in arm.candidates.values():
             out.statuses.update(c.statuses)
-        out.tag = f" · {len(arm.candidates) - arm.pending} of {len(arm.candidates)} {key} values finished"
+        if arm.pending:
+            out.tag = f" · {len(arm.candidates) - arm.pending} of {len(arm.candidates)} {key} values finished"
+        else:  # all done, none eligible: each has a seed cut by halving or without a selected step
+            cut = sum(1 for c in arm.candidates.values() if c.pruned)
+            out.tag = f" · no {key} value has every seed completed ({cut} of {len(arm.candidates)} cut by halving)"
         return out
     warn = f" ⚠ {arm.edge} {key}" if arm.edge else ""
     pending = f" ({arm.pending} value(s) still to finish)" if arm.pending else ""

@@ -139,7 +139,7 @@ def run_sweep(
             if getattr(spec, "tune", None) is not None and spec.tune.halving is not None:
                 from fptlab.sweep.halving import arm_rungs
 
-                halving = arm_rungs(spec.tune, cells, store)  # every cell of the arms, seeded from what is stored
+                halving = arm_rungs(spec.tune, cells, store, spec.fixed)  # every cell of the arms, seeded from what is stored
             with _sigterm_as_interrupt() as received:
                 outcome.ran, outcome.interrupted = _run_on_ray(ray, store, todo, opts, view, halving)
             outcome.signal = received[0] if received else None

@@ -16,9 +16,10 @@ paper's lr, is that same trial). The tuned value is set last, over any [[when]] 
 paper-base's homology lr 1e-4): that value is the cell's *fixed* one, and the spec also holds each
 arm's cell at its fixed value when it is not a candidate, so the report can show both. The report selects, per arm, the value whose seeds reach the best
 mean validation accuracy at their selected steps, and shows the test accuracy there
-(`fptlab.report.tuned`). With `halving`, a trial of an arm that at a rung (a step count) is not among
-the best 1/eta of its arm's trials that reached that rung is stopped there and recorded `pruned`:
-not failed, never run again, its curve kept (`fptlab.sweep.halving`).
+(`fptlab.report.tuned`). With `halving`, a candidate (one value of one arm, all its seeds) that at a
+rung (a step count) is not among the best 1/eta of its arm's candidates that reached that rung has
+its seeds stopped there and recorded `pruned`: not failed, never run again, their curves kept
+(`fptlab.sweep.halving`). The arm's fixed value is never cut.
 """
 
 from __future__ import annotations

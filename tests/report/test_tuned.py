@@ -162,3 +162,18 @@ def test_every_format_carries_the_tuned_cells_and_notes(tmp_path: Path, data_dir
     assert "Pretrained frozen · tuned" in csv
     captions = [c for c, _ in item.figures]
     assert any("validation accuracy against lr" in c and "ListOps" in c for c in captions)
+
+
+def test_an_arm_whose_every_value_lost_a_seed_says_so(tmp_path: Path, data_dir: Path) -> None:
+    store, url = build(tmp_path, data_dir)
+    for labels, cfg in spec_cells(EXPERIMENTS / "offline" / "tuned.toml", data_dir):
+        if labels["task"] != "bit_memory" or labels["variant"] != "fpt":
+            continue
+        if labels["seed"] == 2:
+            record(store, cfg.hash, status="pruned", curve=[(50, 0.1)], results={"best_val_accuracy": 0.1, "pruned_at": 50})
+        else:
+            record(store, cfg.hash, accuracy=0.6, curve=[(100, 0.6)],
+                   results={"best_val_accuracy": 0.6, "selected_test_accuracy": 0.6, "selected_step": 100, "val_fraction": 0.1})
+    result = report(store, url).result
+    cell = result.cell("Pretrained frozen · tuned", "Bit Memory")
+    assert cell.stat is None and "no lr value has every seed completed (4 of 4 cut by halving)" in cell.ours()

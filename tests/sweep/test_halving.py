@@ -1,8 +1,10 @@
 """Successive halving per arm (`fptlab.sweep.halving.ArmRungs`) on synthetic reports whose answer is
 known: the first arrival at a rung always continues; a later one continues only when it is not below
 the (1 - 1/eta) quantile of the earlier ones (Ray Tune's ASHA rule); arms never compare with each
-other; a rung past a cell's end is never applied; a resumed sweep, seeded from the stored curves, cuts
-exactly what an uninterrupted one cut."""
+other; a candidate (one tuned value, all its seeds) is kept or cut whole, by its first seed at the
+rung, against the other candidates' mean scores; the arm's fixed value is never cut; a rung past a
+cell's end is never applied; a resumed sweep, seeded from the stored curves, cuts exactly what an
+uninterrupted one cut."""
 
 from __future__ import annotations
 
@@ -16,8 +18,12 @@ from fptlab.sweep.tuning import Halving
 ARM_A, ARM_B = ("init", "pretrained"), ("init", "random")
 
 
-def rungs(halving: Halving, arms: dict[str, tuple], steps: int = 100, eval_every: int = 10) -> ArmRungs:
-    return ArmRungs(halving, arms, {h: halving.steps_of(steps, eval_every) for h in arms})
+def rungs(halving: Halving, arms: dict[str, tuple], steps: int = 100, eval_every: int = 10,
+          exempt: tuple = ()) -> ArmRungs:
+    """Each trial its own candidate of its arm, unless named "candidate/seed" (then seeds of one)."""
+    units = {h: (arm, h.split("/")[0]) for h, arm in arms.items()}
+    return ArmRungs(halving, units, {h: halving.steps_of(steps, eval_every) for h in arms},
+                    {(arms[h], h.split("/")[0]) for h in exempt})
 
 
 def run(state: ArmRungs, h: str, curve: list[tuple[int, float]]) -> int | None:
@@ -70,7 +76,7 @@ def test_a_rung_at_or_past_the_end_of_a_cell_is_never_applied() -> None:
     assert halving.steps_of(100, 10) == [50]
     assert Halving(3, (0.25, 0.5)).steps_of(200, 20) == [40, 100]  # fractions: the evaluation at or before
     assert Halving(3, (0.01,)).steps_of(200, 20) == [20]  # at least the first evaluation
-    state = ArmRungs(halving, {"a": ARM_A, "b": ARM_A}, {"a": [50], "b": [50]})
+    state = ArmRungs(halving, {"a": (ARM_A, "a"), "b": (ARM_A, "b")}, {"a": [50], "b": [50]})
     run(state, "a", flat(0.9))
     assert run(state, "b", [(s, 0.8 if s < 60 else 0.1) for s in range(10, 101, 10)]) == 50
 
@@ -96,3 +102,47 @@ def test_nan_validation_accuracy_is_never_a_best() -> None:
     state = rungs(Halving(2, (20,)), {"a": ARM_A, "b": ARM_A})
     run(state, "a", [(10, 0.4), (20, 0.4)])
     assert run(state, "b", [(10, math.nan), (20, math.nan)]) == 20  # no value at all: below any cutoff
+
+
+def test_a_candidate_is_kept_or_cut_whole_by_its_first_seed_at_the_rung() -> None:
+    arms = {f"{c}/{seed}": ARM_A for c in ("x", "y", "z") for seed in (0, 1, 2)}
+    state = rungs(Halving(2, (30,)), arms)
+    assert [run(state, f"x/{s}", flat(v)) for s, v in enumerate((0.6, 0.5, 0.7))] == [None] * 3
+    # y's first seed is below x's mean (0.6): every seed of y stops at 30, also a seed better than x
+    assert [run(state, f"y/{s}", flat(v)) for s, v in enumerate((0.55, 0.9, 0.1))] == [30] * 3
+    assert state.cuts["y/1"].cutoff == state.cuts["y/0"].cutoff == 0.6 and state.cuts["y/1"].value == 0.9
+    # z's first seed passes the cutoff (the quantile of x's and y's mean scores): a poor later seed goes on
+    assert run(state, "z/0", flat(0.8)) is None and run(state, "z/1", flat(0.0)) is None
+
+
+def test_every_arm_keeps_a_candidate_whose_seeds_all_finish() -> None:
+    rng = np.random.default_rng(0)
+    arms = {f"{c}/{seed}": ARM_A for c in range(4) for seed in range(3)}
+    for trial in range(20):
+        state = rungs(Halving(3, (30,)), arms)
+        outcome = {h: run(state, h, flat(float(rng.uniform()))) for h in arms}
+        whole = {c for c in range(4) if all(outcome[f"{c}/{s}"] is None for s in range(3))}
+        cut = {c for c in range(4) if all(outcome[f"{c}/{s}"] == 30 for s in range(3))}
+        assert 0 in whole and whole | cut == set(range(4)), (trial, outcome)
+
+
+def test_the_arms_fixed_value_is_never_cut_and_its_scores_count() -> None:
+    arms = {"hi/0": ARM_A, "fixed/0": ARM_A, "lo/0": ARM_A}
+    state = rungs(Halving(2, (30,)), arms, exempt=("fixed/0",))
+    run(state, "hi/0", flat(0.9))
+    assert run(state, "fixed/0", flat(0.1)) is None  # below the cutoff: goes on (the fixed comparison's cell)
+    assert run(state, "lo/0", flat(0.4)) == 30  # the quantile of 0.9 and 0.1 is 0.5
+    assert state.cuts["lo/0"].cutoff == 0.5
+
+
+def test_a_resumed_sweep_keeps_its_candidates_decisions() -> None:
+    halving = Halving(2, (30,))
+    arms = {f"{c}/{seed}": ARM_A for c in ("x", "y") for seed in (0, 1)}
+    whole = rungs(halving, arms)
+    curves = {"x/0": flat(0.6), "x/1": flat(0.9), "y/0": flat(0.5), "y/1": flat(0.95)}
+    cut_whole = {h: run(whole, h, c) for h, c in curves.items()}
+    assert cut_whole == {"x/0": None, "x/1": None, "y/0": 30, "y/1": 30}
+    resumed = rungs(halving, arms)
+    resumed.seed("x/0", curves["x/0"])
+    resumed.seed("y/0", curves["y/0"][:3], pruned=True)  # stored pruned at 30
+    assert {h: run(resumed, h, curves[h]) for h in ("x/1", "y/1")} == {"x/1": None, "y/1": 30}
