@@ -26,9 +26,11 @@ PACKABLE_FAMILIES = ("gpt2", "bert")  # HF bodies whose layer norms are nn.Layer
 PER_MEMBER = ("seed", "lr", "weight_decay", "grad_clip", "steps", "eval_every", "patience", "min_delta",
               "target_accuracy", "checkpoint_every")
 SEED_FREE_INITS = ("pretrained",)  # the body is loaded, not drawn from the seed
-# The most tokens a packed step should hold (members x batch x length), beyond which a pack stops paying:
-# on a CPU the stacked matmuls are already efficient there (bench/packing.py: README, Packed trials); on a
-# GPU a step becomes compute-bound (the H200 probe: ListOps 512 tokens x 16 gained 1.1x).
+# The most tokens a packed step should hold (members x batch x length), beyond which a pack stops paying.
+# CPU, measured by bench/packing.py at 1 thread (README, Packed trials): packs of up to ~500 tokens gain
+# (Bit XOR b2: 1.8-2.2x at 160-320 tokens); from ~1,000 tokens a step is compute-bound and packs lose
+# (MiniLM Bit Memory b16, 1,920 tokens a member: 0.96x at K=2, 0.73x at K=8). GPU: a step becomes
+# compute-bound later (the H200 probe: ListOps 512 tokens x 16 gained 1.1x); not measured here.
 STEP_TOKENS = {"cpu": 512, "cuda": 16384}
 
 

@@ -240,5 +240,5 @@ def test_packs_stop_growing_where_packing_stops_paying() -> None:
     assert member_tokens(big) == 512 and pack_limit(big, 8, "cpu") == max(1, STEP_TOKENS["cpu"] // 512)
     assert pack_limit(big, 8, "cuda") == 8
     packs = plan_packs([cfg(task="listops", batch_size=16, lr=lr) for lr in (1e-3, 3e-3)], 8, "cpu")
-    if STEP_TOKENS["cpu"] < 1024:
-        assert [len(p.hashes) for p in packs] == [1, 1] and "packing pays no more on cpu" in packs[0].reason
+    assert [len(p.hashes) for p in packs] == [1, 1] and "packing pays no more on cpu" in packs[0].reason
+    assert [len(p.hashes) for p in plan_packs([cfg(batch_size=2, lr=lr) for lr in (1e-4, 3e-4, 1e-3)], 8, "cpu")] == [3]
