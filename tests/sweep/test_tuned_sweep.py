@@ -1,7 +1,7 @@
-"""A tuned sweep end to end through the real CLI, embedded Ray and SQLite: successive halving cuts trials
-per arm and records them `pruned` (curves kept up to the rung, never re-run), a re-run runs nothing,
-and a kill -9 inside the sweep is resumed without re-running anything that finished (completed or
-pruned)."""
+"""A tuned sweep end to end through the real CLI, embedded Ray and SQLite: successive halving cuts
+candidates (all their seeds) per arm and records them `pruned` (curves kept up to the rung, never
+re-run), a re-run runs nothing, and a kill -9 inside the sweep is resumed without re-running anything
+that finished (completed or pruned)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ train = [["input", "output"], ["all"]]
 
 [tune]
 key = "lr"
-values = [3e-3, 1e-3, 1e-7]       # the hopeless 1e-7 comes last in each arm: halving cuts it
+values = [3e-3, 1e-3, 1e-7]       # the hopeless 1e-7 comes last in each arm: halving cuts it (1e-3, the
+                                  # default lr, is each arm's fixed value: never cut)
 halving = {{ eta = 2, rungs = [20] }}
 """
 
@@ -61,11 +62,19 @@ def test_halving_prunes_per_arm_and_a_rerun_runs_nothing(tmp_path: Path) -> None
     pruned = [h for h, t in trials.items() if t["status"] == "pruned"]
     assert pruned and all(t["status"] in ("completed", "pruned") for t in trials.values())
     store = Store(url)
-    results = store.results(pruned)
+    results, configs = store.results(pruned), store.trial_configs()
+    candidates: dict[tuple, list[str]] = {}  # (trained groups, lr) -> its seeds' hashes
+    for h, config in configs.items():
+        candidates.setdefault((tuple(config["train"]), config["lr"]), []).append(h)
     for h in pruned:
-        assert results[h]["pruned_at"] == 20 and results[h]["best_val_accuracy"] < results[h]["pruned_cutoff"]
+        assert results[h]["pruned_at"] == 20
         steps = {step for _h, _k, step, _v in store.curves([h], ["val_accuracy"])}
         assert steps == {10, 20}  # its curve is kept, up to the rung
+    for (train, lr), seeds in candidates.items():
+        cut = [h for h in seeds if h in results]
+        assert cut in ([], seeds), (train, lr)  # a candidate is kept or cut whole
+        if cut:  # by its first seed at the rung, below the arm's earlier candidates' quantile
+            assert lr != 1e-3 and min(results[h]["best_val_accuracy"] - results[h]["pruned_cutoff"] for h in cut) < 0
     store.close()
 
     again = run_sweep(spec, url, tmp_path, "--max-concurrent", "1")
