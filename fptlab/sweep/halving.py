@@ -132,10 +132,11 @@ class ArmHalving(FIFOScheduler):
         return TrialScheduler.STOP if cut is not None else TrialScheduler.CONTINUE
 
 
-def arm_rungs(decl: Any, cells: list[Any], store: Any, fixed: Mapping[str, Any] | None = None) -> ArmRungs:
-    """The halving state of a tuned sweep: every candidate cell's arm, value and length (an arm's cell at
-    a fixed value that is not a candidate is not halved; one at a fixed value that is, is never cut),
-    seeded with the validation curves and prunings the store already holds for them (a resumed sweep)."""
+def arm_rungs(decl: Any, cells: list[Any], store: Any, fixed: Mapping[Any, Any] | None = None) -> ArmRungs:
+    """The halving state of a tuned sweep: every candidate cell's arm, value and length, seeded with the
+    validation curves and prunings the store already holds for them (a resumed sweep). `fixed`: each
+    arm's value without tuning (`fixed_by_arm`); an arm's cell at a fixed value that is not a candidate
+    is not halved, one at a fixed value that is, is never cut."""
     fixed = fixed or {}
     units: dict[str, Unit] = {}
     exempt: set[Unit] = set()
@@ -143,8 +144,9 @@ def arm_rungs(decl: Any, cells: list[Any], store: Any, fixed: Mapping[str, Any] 
         value = c.labels.get(decl.key)
         if not any(_close(value, v) for v in decl.values):
             continue  # the arm's fixed cell outside the candidates: run whole, compared with nothing
-        units[c.hash] = (decl.arm(c.labels), value)
-        if _close(value, fixed.get(c.hash)):
+        arm = decl.arm(c.labels)
+        units[c.hash] = (arm, value)
+        if _close(value, fixed.get(arm)):
             exempt.add(units[c.hash])
     rungs = ArmRungs(decl.halving, units, {c.hash: decl.halving.steps_of(c.config.steps, c.config.eval_every)
                                            for c in cells if c.hash in units}, exempt)
@@ -155,6 +157,12 @@ def arm_rungs(decl: Any, cells: list[Any], store: Any, fixed: Mapping[str, Any] 
     for config_hash in sorted(curves, key=lambda h: (statuses.get(h) != "completed", h)):  # decisions kept first
         rungs.seed(config_hash, curves[config_hash], pruned=statuses.get(config_hash) == "pruned")
     return rungs
+
+
+def fixed_by_arm(decl: Any, spec: Any) -> dict[Any, Any]:
+    """Each arm's value of the tuned key without tuning, from the spec's own cells. By arm (labels), not
+    by hash: the cells a sweep runs have their data sources resolved here, so other hashes."""
+    return {decl.arm(c.labels): spec.fixed[c.hash] for c in spec.cells if c.hash in spec.fixed}
 
 
 def _close(a: Any, b: Any) -> bool:

@@ -137,9 +137,10 @@ def run_sweep(
         try:
             halving = None
             if getattr(spec, "tune", None) is not None and spec.tune.halving is not None:
-                from fptlab.sweep.halving import arm_rungs
+                from fptlab.sweep.halving import arm_rungs, fixed_by_arm
 
-                halving = arm_rungs(spec.tune, cells, store, spec.fixed)  # every cell of the arms, seeded from what is stored
+                # every cell of the arms, seeded from what is stored
+                halving = arm_rungs(spec.tune, cells, store, fixed_by_arm(spec.tune, spec))
             with _sigterm_as_interrupt() as received:
                 outcome.ran, outcome.interrupted = _run_on_ray(ray, store, todo, opts, view, halving)
             outcome.signal = received[0] if received else None

@@ -146,3 +146,24 @@ def test_a_resumed_sweep_keeps_its_candidates_decisions() -> None:
     resumed.seed("x/0", curves["x/0"])
     resumed.seed("y/0", curves["y/0"][:3], pruned=True)  # stored pruned at 30
     assert {h: run(resumed, h, curves[h]) for h in ("x/1", "y/1")} == {"x/1": None, "y/1": 30}
+
+
+def test_the_fixed_value_is_found_by_arm_when_the_run_cells_hashes_differ_from_the_specs() -> None:
+    """A sweep runs cells whose data sources were resolved here (MNIST's installed copy), so their hashes
+    are not the spec's: the arm's fixed value must still be known (it once was not, and MNIST's fixed
+    lr was cut)."""
+    from types import SimpleNamespace
+
+    from fptlab.sweep.halving import arm_rungs, fixed_by_arm
+    from fptlab.sweep.tuning import TuneDecl
+
+    decl = TuneDecl("lr", (1e-4, 1e-3), halving=Halving(2, (20,)))
+    config = SimpleNamespace(steps=100, eval_every=10)
+    labels = [{"task": "mnist", "lr": lr, "seed": 0} for lr in (1e-4, 1e-3)]
+    spec = SimpleNamespace(cells=[SimpleNamespace(hash=f"spec-{i}", labels=lab) for i, lab in enumerate(labels)],
+                           fixed={"spec-0": 1e-3, "spec-1": 1e-3})
+    ran = [SimpleNamespace(hash=f"here-{i}", labels=lab, config=config) for i, lab in enumerate(labels)]
+    store = SimpleNamespace(curves=lambda hashes, keys: [], statuses=lambda hashes: {})
+    state = arm_rungs(decl, ran, store, fixed_by_arm(decl, spec))
+    run(state, "here-0", flat(0.9))
+    assert run(state, "here-1", flat(0.1)) is None  # lr 1e-3, the fixed value: never cut
