@@ -196,10 +196,6 @@ class PackedFPT(nn.Module):
                 param.data = param.data.index_select(0, rows).contiguous()
                 param.grad = None
 
-    def member_state(self, j: int) -> dict[str, torch.Tensor]:
-        """Member j's trainable tensors under their solo names (views, for checkpoints and results)."""
-        return {n: self.params.packed[n][j] for n in self.params.names}
-
 
 class MemberView:
     """What `fptlab.checkpoint.save_checkpoint` reads of a model: member j's trainable parameters by

@@ -70,16 +70,6 @@ class TuneDecl:
         """The arm a cell belongs to: its labels without the tuned key and the seed."""
         return tuple(sorted((k, _hashable(v)) for k, v in labels.items() if k not in (self.key, "seed")))
 
-    def on_edge(self, value: float) -> str | None:
-        """"lowest" / "highest" when `value` is an end of the candidate range, else None."""
-        if len(self.values) < 2:
-            return None
-        if math.isclose(value, min(self.values), rel_tol=1e-9):
-            return "lowest"
-        if math.isclose(value, max(self.values), rel_tol=1e-9):
-            return "highest"
-        return None
-
 
 def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
